@@ -1,0 +1,1 @@
+"""Performance benchmarks that print ratios against a baseline measured in the same run."""

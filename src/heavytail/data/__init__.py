@@ -1,0 +1,1 @@
+"""Data: corpora, tokenizer, images, QA; the same loaders at every scale."""

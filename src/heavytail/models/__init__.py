@@ -1,0 +1,1 @@
+"""Models: BERT (and its no-attention and Gaussian-input variants) and vision models."""

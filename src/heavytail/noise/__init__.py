@@ -1,0 +1,1 @@
+"""Gradient-noise measurement: noise norms, variance curves, per-coordinate noise, tail index."""

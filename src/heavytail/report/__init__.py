@@ -1,0 +1,1 @@
+"""Aggregation, figures and the HTML report. Reads result files; never trains."""

@@ -1,0 +1,1 @@
+"""Synthetic experiments that check the paper's theorems (Table 1)."""

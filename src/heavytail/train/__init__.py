@@ -1,0 +1,1 @@
+"""The training engine and its entry points (pretrain, finetune_squad, classify)."""

@@ -1,0 +1,1 @@
+# Performance benchmarks (`snakemake bench`). Filled by the optimizer, noise and training capabilities.

@@ -1,0 +1,87 @@
+# Helpers shared by every stage: config validation, scale lookup, job configs, resources, target lists.
+# No rule lives here; stage files call these helpers so that rules hold no lambdas.
+
+import json
+import re
+import shlex
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from heavytail.config import preset, validate_config  # noqa: E402
+from heavytail.errors import ConfigError  # noqa: E402
+from heavytail.inputs import check_inputs  # noqa: E402
+
+
+
+def invoked_as_dry_run():
+    # Snakemake parses the Snakefile before it knows its executor, so workflow.dryrun is not set yet here
+    for arg in sys.argv[1:]:
+        if arg in ("--dry-run", "--dryrun", "--dry_run"):
+            return True
+        if re.fullmatch(r"-[a-zA-Z]{0,3}n[a-zA-Z]{0,3}", arg) and "=" not in arg:
+            return True
+    return False
+
+
+try:
+    validate_config(config, source="config.yaml")
+    PRESET = preset(config)
+    check_inputs(PRESET, dryrun=invoked_as_dry_run())
+except ConfigError as exc:
+    # one line, no traceback: the message names the key or file and the fix
+    sys.stderr.write(f"heavytail: {exc}\n")
+    sys.exit(1)
+
+SCALE = PRESET["scale"]
+ARTIFACTS = {}  # paper artifact name -> concrete output file, filled by the stage files
+
+
+
+def register_artifact(name, path):
+    """A paper artifact (figure or table) that a stage file builds; `reproduce_all` and the report collect them."""
+    ARTIFACTS[name] = path
+
+
+def get_final_output():
+    """Every registered artifact of this scale, then the HTML report."""
+    return [ARTIFACTS[name] for name in sorted(ARTIFACTS)] + [f"reports/{SCALE}/index.html"]
+
+
+def job_config(stage, **extra):
+    """The resolved config of one job, shell-quoted: the stage's preset section plus scale, paths, data, extras.
+
+    Passing it inline (rather than via a file written at parse time) makes Snakemake re-run a job whose
+    config changed, and the entry point writes it beside its outputs.
+    """
+    resolved = dict(PRESET.get(stage, {}))
+    resolved.update(scale=SCALE, paths=PRESET["paths"], data=PRESET["data"], stage=stage)
+    resolved.update(extra)
+    return shlex.quote(json.dumps(resolved, sort_keys=True))
+
+
+def resources_for(family):
+    """Cluster resources of a rule family at this scale (cpus, mem_mb, runtime in minutes, gpus)."""
+    spec = PRESET["resources"][family]
+    res = {"mem_mb": spec["mem_mb"], "runtime": spec["runtime"], "cpus_per_task": spec["cpus"]}
+    if spec.get("gpus", 0):
+        res["gpu"] = spec["gpus"]
+    return res
+
+
+def threads_for(family):
+    return PRESET["resources"][family]["cpus"]
+
+
+def corpus_input_files():
+    """The offline dump is a tracked input, so replacing it re-runs corpus preparation."""
+    if PRESET["data"]["text"]["source"] == "gensim_wiki":
+        from heavytail.inputs import wiki_dump_path
+
+        return [str(wiki_dump_path(PRESET["data"]))]
+    return []
+
+
+wildcard_constraints:
+    scale=SCALE,

@@ -1,0 +1,24 @@
+# Aggregation, figures and the HTML report.
+
+
+rule render_report:
+    input:
+        [ARTIFACTS[name] for name in sorted(ARTIFACTS)],
+    output:
+        "reports/{scale}/index.html",
+    log:
+        "logs/{scale}/report/render_report.log",
+    params:
+        cfg=job_config("report"),
+    threads: threads_for("report")
+    resources:
+        **resources_for("report"),
+    conda:
+        "../../envs/report.yaml"
+    shell:
+        "python -m heavytail.report.render --config {params.cfg} --out {output} > {log} 2>&1"
+
+
+rule report:
+    input:
+        f"reports/{SCALE}/index.html",
