@@ -83,5 +83,15 @@ def corpus_input_files():
     return []
 
 
+def data_summary_inputs():
+    """The prepared data sets, whose statistics the report states at the top."""
+    return {
+        "corpus": f"results/{SCALE}/data/corpus",
+        "tokenizer": f"results/{SCALE}/data/tokenizer",
+        "images": f"results/{SCALE}/data/images/manifest.json",
+        "qa": f"results/{SCALE}/data/qa",
+    }
+
+
 wildcard_constraints:
     scale=SCALE,

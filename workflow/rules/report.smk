@@ -3,13 +3,14 @@
 
 rule render_report:
     input:
-        [ARTIFACTS[name] for name in sorted(ARTIFACTS)],
+        artifacts=[ARTIFACTS[name] for name in sorted(ARTIFACTS)],
+        **data_summary_inputs(),
     output:
         "reports/{scale}/index.html",
     log:
         "logs/{scale}/report/render_report.log",
     params:
-        cfg=job_config("report"),
+        cfg=job_config("report", artifacts=ARTIFACTS),
     threads: threads_for("report")
     resources:
         **resources_for("report"),

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# README command 1: set up the environment and reproduce every figure and table at the tiny scale (CPU, offline).
+# Extra arguments go to snakemake, e.g. `bash workflow/scripts/reproduce.sh --config scale=small`.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bash workflow/scripts/setup_env.sh
+export PATH="$PWD/.venv/bin:$PATH"
+export HF_HOME="$PWD/resources/hf_home" HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} HF_DATASETS_OFFLINE=${HF_DATASETS_OFFLINE:-1}
+export TORCHINDUCTOR_CACHE_DIR="$PWD/resources/inductor_cache"
+start=$(date +%s)
+.venv/bin/snakemake --cores "${CORES:-all}" reproduce_all "$@"
+scale=$(.venv/bin/python -c "import sys; from heavytail.config import load_config; print(load_config()['scale'])")
+for arg in "$@"; do case "$arg" in scale=*) scale=${arg#scale=};; esac; done
+echo "reproduce_all finished in $(( $(date +%s) - start )) s"
+echo "report: $PWD/reports/$scale/index.html"
