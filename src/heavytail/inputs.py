@@ -77,8 +77,28 @@ def check_inputs(resolved: dict, dryrun: bool = False) -> None:
                 raise
             sys.stderr.write(f"heavytail: warning (dry run): {exc}\n")
     elif data["images"]["source"] == "fashion_mnist":
-        raw = Path(data["images"]["fashion_mnist_dir"])
-        if not (raw / "train-images-idx3-ubyte.gz").is_file():
-            raise ConfigError(f"data.images.fashion_mnist_dir: {raw} has no train-images-idx3-ubyte.gz; install "
-                              "Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or point "
-                              "the key at a folder with the four Fashion-MNIST .gz files")
+        from heavytail.data.images import check_fashion_mnist_dir  # lazy: images imports this module
+
+        check_fashion_mnist_dir(Path(data["images"]["fashion_mnist_dir"]))
+    _check_hub_revisions(data, dryrun)
+
+
+def _check_hub_revisions(data: dict, dryrun: bool) -> None:
+    """Hub datasets must be pinned to a commit; in a dry run an unpinned one only warns."""
+    from heavytail.data.hf_text import check_source
+    from heavytail.data.qa import check_squad_hub
+
+    checks = []
+    if data["text"]["source"] == "hf_wikipedia_bookcorpus":
+        checks += [lambda: check_source(data["text"]["wikipedia"], "data.text.wikipedia"),
+                   lambda: check_source(data["text"]["bookcorpus"], "data.text.bookcorpus")]
+    squad = data["qa"].get("squad", {})
+    if data["qa"]["source"] == "squad_v1" and not (squad.get("train_json") or squad.get("dev_json")):
+        checks.append(lambda: check_squad_hub(squad))
+    for check in checks:
+        try:
+            check()
+        except ConfigError as exc:
+            if not dryrun:
+                raise
+            sys.stderr.write(f"heavytail: warning (dry run): {exc}\n")

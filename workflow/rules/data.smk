@@ -12,7 +12,8 @@ rule prepare_corpus:
     benchmark:
         "benchmarks/{scale}/data/prepare_corpus.tsv"
     params:
-        cfg=job_config("data"),
+        # threads: worker processes for cleaning Wikipedia + BookCorpus at small/paper scale
+        cfg=job_config("data", threads=threads_for("data")),
     threads: threads_for("data")
     resources:
         **resources_for("data"),

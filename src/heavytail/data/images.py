@@ -1,0 +1,204 @@
+"""Labelled images as a torchvision ImageFolder, so one loader serves Fashion-MNIST (tiny) and ImageNet (paper).
+
+fashion_mnist: the four idx .gz files of Debian's dataset-fashion-mnist, read by torchvision's FashionMNIST,
+written as PNGs to `<out dir>/{train,val}/<label>_<class>/`. imagenet: `paths.imagenet_dir` is validated and
+pointed to, never copied. Both write `manifest.json` (root, splits, classes, counts, normalisation).
+
+    python -m heavytail.data.images --config <json> --out results/{scale}/data/images/manifest.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import re
+import shutil
+import tempfile
+import zlib
+from pathlib import Path
+
+from heavytail.config import load_job_config
+from heavytail.errors import ConfigError
+from heavytail.inputs import check_image_folder
+from heavytail.io import atomic_dir, read_json, write_json
+from heavytail.provenance import record_run
+
+FASHION_MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                       "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+PROGRESS_EVERY = 2000
+
+
+def check_fashion_mnist_dir(raw: Path) -> None:
+    missing = [name for name in FASHION_MNIST_FILES if not (raw / name).is_file()]
+    if missing:
+        raise ConfigError(f"data.images.fashion_mnist_dir: {raw} lacks {', '.join(missing)}; install Debian's "
+                          "dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or point the key at a "
+                          "folder with the four Fashion-MNIST .gz files")
+
+
+def class_folder_name(label: int, name: str) -> str:
+    # the label prefix makes ImageFolder's alphabetical class order equal the dataset's label order
+    return f"{label}_{re.sub(r'[^A-Za-z0-9-]+', '_', name)}"
+
+
+def unpack_fashion_mnist(raw: Path, root: Path) -> None:
+    """Gunzip the idx files into root/FashionMNIST/raw/, where torchvision's FashionMNIST reads them."""
+    dest = root / "FashionMNIST" / "raw"
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in FASHION_MNIST_FILES:
+        try:
+            with gzip.open(raw / name, "rb") as src, open(dest / name[:-3], "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ConfigError(f"data.images.fashion_mnist_dir: {raw / name} is corrupt or truncated ({exc}); "
+                              "reinstall dataset-fashion-mnist") from exc
+
+
+def first_per_class(targets: list[int], per_class: int | None) -> list[int]:
+    """Indices of the first `per_class` examples of every class, in file order (deterministic)."""
+    taken: dict[int, int] = {}
+    keep = []
+    for index, label in enumerate(targets):
+        if per_class is None or taken.get(label, 0) < per_class:
+            taken[label] = taken.get(label, 0) + 1
+            keep.append(index)
+    return keep
+
+
+def write_fashion_mnist(images_cfg: dict, out_dir: Path, work_dir: Path) -> dict:
+    """Write the selected Fashion-MNIST images as PNGs in an ImageFolder tree; returns the manifest."""
+    import numpy as np
+    from PIL import Image
+    from torchvision.datasets import FashionMNIST
+
+    raw = Path(images_cfg["fashion_mnist_dir"])
+    unpack_fashion_mnist(raw, work_dir)
+    splits = {"train": (True, images_cfg.get("train_per_class")), "val": (False, images_cfg.get("val_per_class"))}
+    counts, classes, pixel_sum, pixel_sq, pixel_n = {}, [], 0.0, 0.0, 0
+    for split, (is_train, per_class) in splits.items():
+        ds = FashionMNIST(str(work_dir), train=is_train, download=False)
+        classes = [class_folder_name(i, name) for i, name in enumerate(ds.classes)]
+        for name in classes:
+            (out_dir / split / name).mkdir(parents=True, exist_ok=True)
+        targets = ds.targets.tolist()
+        keep = first_per_class(targets, per_class)
+        data = ds.data.numpy()
+        for done, index in enumerate(keep, start=1):
+            Image.fromarray(data[index]).save(out_dir / split / classes[targets[index]] / f"{index:05d}.png")
+            if done % PROGRESS_EVERY == 0:
+                print(f"images {split} {done:6d}/{len(keep)}", flush=True)
+        counts[split] = {name: sum(1 for i in keep if classes[targets[i]] == name) for name in classes}
+        if split == "train":
+            pixels = data[keep].astype(np.float64) / 255.0
+            pixel_sum, pixel_sq, pixel_n = pixels.sum(), (pixels**2).sum(), pixels.size
+        print(f"images {split} wrote {len(keep)} images in {len(classes)} classes", flush=True)
+    mean = pixel_sum / pixel_n
+    std = (pixel_sq / pixel_n - mean**2) ** 0.5
+    return {"root": ".", "splits": {"train": "train", "val": "val"}, "classes": classes, "counts": counts,
+            "source": {"kind": "fashion_mnist", "dir": str(raw), "files": list(FASHION_MNIST_FILES),
+                       "selection": "first N per class in file order; val from the t10k test files"},
+            "image_size": [28, 28], "channels": 1, "mean": [round(mean, 6)], "std": [round(std, 6)]}
+
+
+def count_images(folder: Path) -> dict[str, int]:
+    return {d.name: sum(1 for f in os.scandir(d) if f.name.lower().endswith(IMAGE_SUFFIXES))
+            for d in sorted(os.scandir(folder), key=lambda e: e.name) if d.is_dir()}
+
+
+def imagenet_manifest(paths: dict) -> dict:
+    """A manifest pointing at the user's ImageNet folder, after checking its layout."""
+    root = Path(paths["imagenet_dir"]).resolve()
+    check_image_folder(root, "paths.imagenet_dir")
+    counts = {split: count_images(root / split) for split in ("train", "val")}
+    if set(counts["train"]) != set(counts["val"]):
+        only = sorted(set(counts["train"]) ^ set(counts["val"]))[:3]
+        raise ConfigError(f"paths.imagenet_dir: train and val class folders differ (e.g. {only}); sort val into "
+                          "the same <wnid> folders as train (valprep.sh)")
+    print(f"images imagenet {root}: {sum(counts['train'].values())} train, {sum(counts['val'].values())} val "
+          f"images in {len(counts['train'])} classes", flush=True)
+    return {"root": str(root), "splits": {"train": "train", "val": "val"}, "classes": sorted(counts["train"]),
+            "counts": counts, "source": {"kind": "imagenet", "dir": str(root)}, "image_size": [224, 224],
+            "channels": 3, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
+
+
+def split_root(manifest_path: str | Path, split: str) -> tuple[dict, Path]:
+    """The manifest and the folder of one split, resolved relative to the manifest."""
+    manifest_path = Path(manifest_path)
+    if not manifest_path.is_file():
+        raise ConfigError(f"image manifest {manifest_path} does not exist (build it with heavytail.data.images)")
+    manifest = read_json(manifest_path)
+    if split not in manifest.get("splits", {}):
+        raise ConfigError(f"image manifest {manifest_path} has no split {split!r} "
+                          f"(splits: {', '.join(manifest.get('splits', {}))})")
+    return manifest, manifest_path.parent / manifest["root"] / manifest["splits"][split]
+
+
+def load_grayscale(path: str):
+    from PIL import Image
+
+    with open(path, "rb") as fh:
+        return Image.open(fh).convert("L")
+
+
+def load_rgb(path: str):
+    from PIL import Image
+
+    with open(path, "rb") as fh:
+        return Image.open(fh).convert("RGB")
+
+
+def image_folder(manifest_path: str | Path, split: str, transform=None):
+    """The torchvision ImageFolder of one split named by a manifest; a clear ConfigError if the folder is bad.
+
+    Images load with the manifest's channel count (1: PIL mode L, 3: RGB), so transforms see the real data.
+    """
+    from torchvision.datasets import ImageFolder
+
+    manifest, folder = split_root(manifest_path, split)
+    if not folder.is_dir() or not any(p.is_dir() for p in folder.iterdir()):
+        raise ConfigError(f"image folder {folder} (split {split!r} of {manifest_path}) is missing or has no class "
+                          "folders; expected <root>/<split>/<class>/*.png|*.JPEG (rebuild it with "
+                          "heavytail.data.images)")
+    try:
+        loader = load_grayscale if manifest.get("channels") == 1 else load_rgb
+        ds = ImageFolder(str(folder), transform=transform, loader=loader)
+    except (FileNotFoundError, RuntimeError) as exc:
+        raise ConfigError(f"image folder {folder}: {str(exc).splitlines()[0]}") from exc
+    if ds.classes != manifest["classes"]:
+        raise ConfigError(f"image folder {folder} has classes {ds.classes[:3]}..., the manifest lists "
+                          f"{manifest['classes'][:3]}...; rebuild it with heavytail.data.images")
+    return ds
+
+
+def check_image_inputs(cfg: dict) -> None:
+    images = cfg["data"]["images"]
+    if images["source"] == "fashion_mnist":
+        check_fashion_mnist_dir(Path(images["fashion_mnist_dir"]))
+    else:
+        check_image_folder(Path(cfg["paths"]["imagenet_dir"]), "paths.imagenet_dir")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="resolved job config: JSON string or file")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="manifest.json; its folder is rebuilt and holds the image tree and run.json")
+    args = parser.parse_args(argv)
+    cfg = load_job_config(args.config)
+    check_image_inputs(cfg)
+    images = cfg["data"]["images"]
+    with atomic_dir(args.out.parent) as staging, record_run(staging, cfg) as run:
+        if images["source"] == "fashion_mnist":
+            with tempfile.TemporaryDirectory(prefix=".fashion_mnist.", dir=args.out.parent.parent) as work:
+                manifest = write_fashion_mnist(images, staging, Path(work))
+        else:
+            manifest = imagenet_manifest(cfg["paths"])
+        write_json(staging / args.out.name, manifest)
+        run["counts"] = {split: sum(c.values()) for split, c in manifest["counts"].items()}
+
+
+if __name__ == "__main__":
+    main()
