@@ -117,6 +117,17 @@ def preset(config: Mapping) -> dict:
     return resolved
 
 
+def put_python_on_path() -> None:
+    """Make `python` in rule commands the interpreter running Snakemake.
+
+    Rules call `python -m heavytail...`. Without --use-conda that must be this environment's Python (e.g.
+    .venv/bin/snakemake run without activating .venv); with conda, the env's own bin dir comes first anyway.
+    """
+    import sys
+
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
 def load_job_config(arg: str) -> dict:
     """Entry points take `--config` as a JSON/YAML file path or as an inline JSON object."""
     text = arg.strip()

@@ -2,33 +2,44 @@
 # No rule lives here; stage files call these helpers so that rules hold no lambdas.
 
 import json
-import re
 import shlex
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from heavytail.config import preset, validate_config  # noqa: E402
+from heavytail.config import preset, put_python_on_path, validate_config  # noqa: E402
 from heavytail.errors import ConfigError  # noqa: E402
 from heavytail.inputs import check_inputs  # noqa: E402
 
 
 
-def invoked_as_dry_run():
-    # Snakemake parses the Snakefile before it knows its executor, so workflow.dryrun is not set yet here
-    for arg in sys.argv[1:]:
-        if arg in ("--dry-run", "--dryrun", "--dry_run"):
-            return True
-        if re.fullmatch(r"-[a-zA-Z]{0,3}n[a-zA-Z]{0,3}", arg) and "=" not in arg:
-            return True
-    return False
+def parse_invocation():
+    """(dry run?, targets) of this snakemake call, read with Snakemake's own argument parser.
 
+    The Snakefile is parsed before Snakemake knows its executor or targets, so workflow.dryrun is not set yet.
+    """
+    from snakemake.cli import get_argument_parser
+
+    try:
+        args, _ = get_argument_parser().parse_known_args(sys.argv[1:])
+    except SystemExit:  # not a snakemake command line (e.g. the API): check everything
+        return False, []
+    inspect_only = args.dryrun or args.lint is not None or args.list_rules or args.summary or args.detailed_summary
+    return bool(inspect_only), list(args.targets or [])
+
+
+# Targets that read no user-placed data: they run even where ImageNet is not in place yet.
+TARGETS_WITHOUT_USER_DATA = {"budget", "estimate_budget", "table1", "run_theory", "plot_table1", "bench"}
+
+put_python_on_path()
 
 try:
     validate_config(config, source="config.yaml")
     PRESET = preset(config)
-    check_inputs(PRESET, dryrun=invoked_as_dry_run())
+    _inspect_only, _targets = parse_invocation()
+    _user_data_needed = not (_targets and set(_targets) <= TARGETS_WITHOUT_USER_DATA)
+    check_inputs(PRESET, dryrun=_inspect_only or not _user_data_needed)
 except ConfigError as exc:
     # one line, no traceback: the message names the key or file and the fix
     sys.stderr.write(f"heavytail: {exc}\n")

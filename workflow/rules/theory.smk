@@ -42,10 +42,8 @@ rule plot_table1:
     threads: threads_for("report")
     resources:
         **resources_for("report"),
-    params:
-        data_dir="results/{scale}/theory",
     shell:
-        "python -m heavytail.report.figures.theory --data {params.data_dir} --out {output.png} > {log} 2>&1"
+        'python -m heavytail.report.figures.theory --data "$(dirname {input.data})" --out {output.png} > {log} 2>&1'
         " && cp {input.table} {output.table}"
 
 

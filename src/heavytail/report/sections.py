@@ -1,0 +1,145 @@
+"""The report's sections as plain data for the template: the paper's tables beside ours, tuning, bench, provenance."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from heavytail.io import read_json
+
+OPTIMIZER_ALIASES = {"adam": ("adam", "adamw"), "adam_devlin2018": ()}
+
+
+def _natural(text: str) -> list:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(text))]
+
+
+def _fmt(value, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "–"
+    if isinstance(value, list | tuple):
+        return f"{value[0]:.{digits}g} ± {value[1]:.2g}"
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+
+def _paper_mean(value):
+    return value[0] if isinstance(value, list | tuple) else value
+
+
+def same_units(values, paper: float | None, metric: str):
+    """Accuracies in the paper's units: ours as a fraction where the paper gives percent, and vice versa."""
+    if "loss" in metric or paper is None or not len(values):
+        return values
+    if paper > 1.5 and values.max() <= 1.0:
+        return values * 100.0
+    if paper <= 1.0 and values.min() > 1.5:
+        return values / 100.0
+    return values
+
+
+def ordered_models(runs: pd.DataFrame) -> list[str]:
+    """Our model names in depth order (num_layers where recorded, else the names' natural order)."""
+    if runs.empty:
+        return []
+    depth = runs.groupby("model")["num_layers"].first() if "num_layers" in runs.columns else pd.Series(dtype=float)
+    return sorted(runs["model"].astype(str).unique(), key=lambda m: (_depth_key(depth, m), _natural(m)))
+
+
+def _depth_key(depth: pd.Series, model: str) -> float:
+    value = pd.to_numeric(depth.get(model), errors="coerce") if model in depth.index else float("nan")
+    return float(value) if pd.notna(value) else float("inf")
+
+
+def paper_comparison(spec: dict, runs: pd.DataFrame) -> dict:
+    """One paper table (table2, table3, appendix_i) beside our runs: per optimizer and size, paper, ours, delta.
+
+    Our models are matched to the paper's sizes by depth order (the smallest of ours stands for the paper's
+    smallest); `note` says when the counts differ.
+    """
+    stage_runs = runs[runs["stage"].astype(str).isin(spec["stage"])] if not runs.empty else runs
+    models = ordered_models(stage_runs)
+    sizes = spec["sizes"]
+    mapping = dict(zip(sizes, models, strict=False))
+    note = ""
+    if models and len(models) != len(sizes):
+        note = f"we ran {len(models)} model size(s) ({', '.join(models)}) for the paper's {len(sizes)}"
+    rows = []
+    for optimizer, per_size in spec["rows"].items():
+        names = OPTIMIZER_ALIASES.get(optimizer, (optimizer,))
+        for size, paper_values in zip(sizes, per_size, strict=True):
+            model = mapping.get(size)
+            ours = stage_runs[(stage_runs["model"].astype(str) == model)
+                              & stage_runs["optimizer"].astype(str).isin(names)] if model else stage_runs.iloc[0:0]
+            finished = ours[ours["status"].astype(str) == "ok"] if "status" in ours.columns else ours
+            cells = []
+            for metric, column in spec["columns"].items():
+                paper = paper_values.get(metric)
+                values = pd.to_numeric(finished[column], errors="coerce").dropna() if column in finished else []
+                values = same_units(values, _paper_mean(paper), metric)
+                mean = float(values.mean()) if len(values) else None
+                std = round(float(values.std(ddof=1)), 10) if len(values) > 1 else None
+                delta = mean - _paper_mean(paper) if mean is not None and paper is not None else None
+                cells.append({"metric": metric, "paper": _fmt(paper),
+                              "ours": _fmt(mean) + (f" ± {std:.2g}" if std else ""), "delta": _fmt(delta, 3)})
+            rows.append({"optimizer": optimizer, "size": size, "our_model": model or "–", "n": len(finished),
+                         "diverged": len(ours) - len(finished), "cells": cells})
+    return {"caption": spec["caption"], "artifact": spec.get("artifact", ""), "metrics": list(spec["columns"]),
+            "rows": rows, "note": note}
+
+
+def diverged_runs(runs: pd.DataFrame) -> list[dict]:
+    if runs.empty or "status" not in runs.columns:
+        return []
+    bad = runs[runs["status"].astype(str).isin(["diverged", "error"])]
+    return [{"stage": r["stage"], "model": r["model"], "optimizer": r["optimizer"], "seed": r["seed"],
+             "status": r["status"], "step": _fmt(r.get("diverged_at_step"))} for _, r in bad.iterrows()]
+
+
+def tuning_choices(results_dir: Path) -> list[dict]:
+    """Every choice.json under results/<scale>/<stage>/tune/: its chosen values and, if listed, the grid."""
+    out = []
+    for path in sorted(results_dir.glob("*/tune/**/choice.json")):
+        choice = read_json(path)
+        grids = {k: v for k, v in choice.items() if isinstance(v, list) and v and isinstance(v[0], dict)}
+        scalars = {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in choice.items()
+                   if k not in grids}
+        out.append({"name": str(path.parent.relative_to(results_dir)), "chosen": scalars,
+                    "grids": {k: pd.DataFrame(v).to_html(index=False, classes="data", na_rep="–",
+                                                         float_format=lambda x: f"{x:.4g}")
+                              for k, v in grids.items()}})
+    return out
+
+
+def frame_html(frame: pd.DataFrame, columns: list[str] | None = None) -> str | None:
+    if frame is None or frame.empty:
+        return None
+    shown = frame[[c for c in (columns or frame.columns) if c in frame.columns]]
+    return shown.to_html(index=False, classes="data", na_rep="–", float_format=lambda x: f"{x:.4g}")
+
+
+def bench_sections(bench: pd.DataFrame) -> list[dict]:
+    """One table of scalar results per results/bench/*.json file."""
+    if bench is None or bench.empty:
+        return []
+    return [{"file": name, "html": frame_html(group[["key", "value"]])} for name, group in bench.groupby("file")]
+
+
+def provenance(results_dir: Path) -> dict:
+    """Commits, package versions and hardware across every run.json; wall time and peak memory per job."""
+    jobs, commits, packages, hardware = [], set(), {}, {}
+    for path in sorted(results_dir.rglob("run.json")) if results_dir.exists() else []:
+        run = read_json(path)
+        jobs.append({"job": str(path.parent.relative_to(results_dir)) if path.parent != results_dir else ".",
+                     "status": run.get("status", "?"), "wall_time_s": run.get("wall_time_s"),
+                     "peak_rss_mb": run.get("peak_rss_mb"), "git_commit": str(run.get("git_commit", "?"))[:12]})
+        commits.add(str(run.get("git_commit", "unknown")))
+        for name, version in (run.get("packages") or {}).items():
+            packages.setdefault(name, set()).add(str(version))
+        for key, value in (run.get("hardware") or {}).items():
+            hardware.setdefault(key, set()).add(json.dumps(value) if isinstance(value, list | dict) else str(value))
+    return {"jobs": jobs, "commits": sorted(commits),
+            "packages": {k: ", ".join(sorted(v)) for k, v in sorted(packages.items())},
+            "hardware": {k: ", ".join(sorted(v)) for k, v in sorted(hardware.items())}}

@@ -1,0 +1,109 @@
+"""Constructed result files in the real formats the stages write, for the report tests (no training)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from heavytail.io import write_json, write_jsonl
+
+TINY_DATA = {"text": {"source": "gensim_wiki"}, "images": {"source": "fashion_mnist"},
+             "qa": {"source": "generated_wiki"}}
+
+
+def write_run(results: Path, stage: str, model: str, optimizer: str, seed: int, final: dict,
+              diverged_at: int | None = None, layers: int | None = None) -> Path:
+    """A training run as the engine leaves it: metrics.jsonl (train, validation, status rows) and run.json."""
+    run_dir = results / stage / model / optimizer / f"seed{seed}"
+    rows = [{"split": "validation", "step": 0, **{k: v * 1.5 for k, v in final.items()}},
+            {"split": "train", "step": 10, "loss": 3.0, "lr": 1e-3, "grad_norm": 1.0, "it_per_s": 5.0}]
+    if diverged_at is None:
+        rows.append({"split": "validation", "step": 20, **final})
+    else:
+        rows[-1]["loss"] = float("nan")
+    status = "diverged" if diverged_at is not None else "ok"
+    rows.append({"split": "status", "step": 20 if diverged_at is None else diverged_at - 1, "status": status,
+                 "diverged_at_step": diverged_at})
+    write_jsonl(run_dir / "metrics.jsonl", rows)
+    # the entry point's record_run writes status ok for a diverged run (it exits 0); the status row says more
+    write_json(run_dir / "run.json", {"status": "ok", "wall_time_s": 12.5, "peak_rss_mb": 900.0,
+                                      "git_commit": "abc123def4567890", "packages": {"torch": "2.14.1"},
+                                      "hardware": {"cpu": "Test CPU", "cpu_count": 2},
+                                      "config": {"model": {"num_layers": layers}, "seed": seed}})
+    return run_dir
+
+
+def write_noise(results: Path, model: str, data: str, step: int, alpha: tuple[float, float, float]) -> None:
+    write_json(results / "noise" / model / data / f"step{step}" / "summary.json",
+               {"model": model, "data": data, "step": step, "batch_size": 32, "group": "all", "mean": 1.0,
+                "std": 0.1, "quantiles": {"50": 1.0, "99": 1.3},
+                "tail_index": {"alpha": alpha[0], "lo": alpha[1], "hi": alpha[2]}})
+
+
+def make_results(root: Path, scale: str = "tiny", with_figure: bool = True) -> dict[str, str]:
+    """Every kind of result file under root/results/<scale>, root/results/bench, root/benchmarks/<scale>.
+
+    Returns the artifacts dict (name -> file) that the render rule would pass.
+    """
+    results = root / "results" / scale
+    for i, (model, layers) in enumerate((("bert_l1", 1), ("bert_l2", 2), ("bert_l4", 4))):
+        for seed in (0, 1, 2):
+            jitter = 0.01 * seed
+            write_run(results, "pretrain", model, "adam", seed, {"loss": 5.0 - i + jitter,
+                                                                 "mlm_accuracy": 0.30 + 0.05 * i}, layers=layers)
+            write_run(results, "pretrain", model, "acclip", seed, {"loss": 4.9 - i + jitter,
+                                                                   "mlm_accuracy": 0.31 + 0.05 * i}, layers=layers)
+    for seed in (0, 1, 2):
+        write_run(results, "pretrain", "bert_l2", "sgdm", seed, {"loss": 6.0 + 0.01 * seed, "mlm_accuracy": 0.2},
+                  diverged_at=7 if seed == 2 else None, layers=2)
+        write_run(results, "pretrain", "bert_l2", "gclip", seed, {"loss": 5.5, "mlm_accuracy": 0.25}, layers=2)
+        for model in ("bert_l1", "bert_l2"):
+            write_run(results, "squad", model, "adam", seed, {"loss": 2.0, "exact_match": 20.0 + seed,
+                                                              "f1": 30.0 + seed})
+            write_run(results, "squad", model, "acclip", seed, {"loss": 2.0, "exact_match": 20.5 + seed,
+                                                                "f1": 29.0 + seed})
+        for opt, top1 in (("sgdm", 0.85), ("adam", 0.80), ("acclip", 0.82)):
+            write_run(results, "vision", "resnet_tiny", opt, seed, {"loss": 1.0 - top1 + 0.001 * seed,
+                                                                    "top1": top1 + 0.001 * seed})
+    write_run(results / "pretrain" / "tune", "adam", "lr1e-3", "x", 0, {"loss": 5.1})
+    write_json(results / "pretrain" / "tune" / "adam" / "choice.json",
+               {"optimizer": "adam", "lr": 1e-3, "grid": [{"lr": 1e-4, "val_loss": 5.6}, {"lr": 1e-3, "val_loss": 5.1}]})
+    for model, data, step, alpha in (("bert", "wiki", 0, (1.5, 1.4, 1.6)), ("resnet18", "fashion_mnist", 0, (2.0, 1.9, 2.1)),
+                                     ("bert", "wiki", 100, (1.9, 1.8, 2.0)),
+                                     ("resnet18", "fashion_mnist", 100, (2.0, 1.9, 2.1)),
+                                     ("bert", "gaussian", 0, (1.6, 1.5, 1.7)),
+                                     ("bert_noattn", "gaussian", 0, (1.65, 1.55, 1.75)),
+                                     ("bert_noattn", "wiki", 0, (1.7, 1.6, 1.8))):
+        write_noise(results, model, data, step, alpha)
+    theory = results / "theory"
+    theory.mkdir(parents=True, exist_ok=True)
+    (theory / "table1.csv").write_text(
+        "experiment,method,noise,alpha,threshold,measured_slope,slope_lo,slope_hi,theory_slope,agrees,verdict,notes\n"
+        "strongly_convex,gclip,gaussian,2.0,printed,-0.98,-1.02,-0.94,-1.0,True,matches,\n"
+        "lower_bound,gclip,two_point,1.5,printed,-0.60,-0.70,-0.55,-0.6667,True,matches,\n"
+        "lower_bound,gclip,two_point,1.2,printed,-0.20,-0.25,-0.15,-0.3333,True,faster,\n")
+    write_json(theory / "theory_data.json", {"adam_clipping": {"ratio_min": 0.25, "ratio_max": 0.5,
+                                                               "grid_points": 100}})
+    write_json(theory / "run.json", {"status": "ok", "wall_time_s": 3.0, "peak_rss_mb": 200.0,
+                                     "git_commit": "abc123def4567890"})
+    write_json(root / "results" / "bench" / "optimizer_step.json",
+               {"device": "cpu", "acclip": {"ms_per_step": 1.5}, "bert_base_seq128": {"mfu": 0.45}})
+    tsv = root / "benchmarks" / scale / "pretrain" / "pretrain_bert_l2_adam_seed0.tsv"
+    tsv.parent.mkdir(parents=True, exist_ok=True)
+    tsv.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+                   "61.2\t0:01:01\t850.5\t2000.1\t800.0\t820.0\t1.0\t2.0\t95.0\t58.0\n")
+    artifacts = {}
+    if with_figure:
+        import matplotlib
+
+        matplotlib.use("agg")
+        import matplotlib.pyplot as plt
+
+        from heavytail.report.figures.style import save_figure
+
+        fig, ax = plt.subplots(figsize=(3, 2))
+        ax.plot([0, 1], [1, 0], label="adam")
+        ax.legend()
+        save_figure(fig, results / "figures" / "fig3.png")
+        artifacts["fig3"] = str(results / "figures" / "fig3.png")
+    artifacts["table1"] = str(theory / "table1.csv")
+    return artifacts
