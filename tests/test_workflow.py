@@ -67,7 +67,7 @@ def test_conda_envs_parse_and_pin_what_pyproject_pins():
         env = yaml.safe_load(env_file.read_text())
         deps = env["dependencies"]
         pip_deps = next(d["pip"] for d in deps if isinstance(d, dict) and "pip" in d)
-        for name, pin in pins.items():
+        for pin in pins.values():
             assert pin in pip_deps, f"{env_file.name} does not pin {pin}"
         assert "-e .." in pip_deps, f"{env_file.name} does not install the heavytail package"
     rules_text = "".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
