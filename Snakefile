@@ -14,7 +14,11 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 # --- stages, in data-flow order ----------------------------------------------
 include: "workflow/rules/data.smk"
+include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/squad.smk"
 include: "workflow/rules/theory.smk"
+include: "workflow/rules/vision.smk"
+include: "workflow/rules/noise.smk"
 include: "workflow/rules/bench.smk"
 include: "workflow/rules/report.smk"
 # --- paper artifacts whose experiment is not built yet ------------------------

@@ -2,6 +2,7 @@
 # No rule lives here; stage files call these helpers so that rules hold no lambdas.
 
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -75,10 +76,35 @@ def job_config(stage, **extra):
 def resources_for(family):
     """Cluster resources of a rule family at this scale (cpus, mem_mb, runtime in minutes, gpus)."""
     spec = PRESET["resources"][family]
-    res = {"mem_mb": spec["mem_mb"], "runtime": spec["runtime"], "cpus_per_task": spec["cpus"]}
+    runtime = spec["runtime"]
+    if partition_time_limit():
+        # longer jobs run in segments: SIGTERM before the limit, checkpoint, resubmitted by the profile's retries
+        runtime = min(runtime, partition_time_limit())
+    res = {"mem_mb": spec["mem_mb"], "runtime": runtime, "cpus_per_task": spec["cpus"]}
     if spec.get("gpus", 0):
+        # the slurm plugin turns `gpu` into `--gpus=N`; one node, since torchrun --standalone sees local GPUs only
         res["gpu"] = spec["gpus"]
+        res["nodes"] = 1
     return res
+
+
+def launcher_for(family):
+    """The command prefix that starts a `-m` entry point: torchrun with one process per GPU when gpus > 1."""
+    gpus = PRESET["resources"][family].get("gpus", 0)
+    if gpus > 1:
+        return f"torchrun --standalone --nproc_per_node {gpus} -m"
+    return "python -m"
+
+
+def partition_time_limit():
+    """HEAVYTAIL_SLURM_TIME_LIMIT in minutes (README, "Running on a cluster"), or None when unset."""
+    raw = os.environ.get("HEAVYTAIL_SLURM_TIME_LIMIT", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        sys.stderr.write(f"heavytail: HEAVYTAIL_SLURM_TIME_LIMIT must be whole minutes > 0 (got {raw!r})\n")
+        sys.exit(1)
+    return int(raw)
 
 
 def threads_for(family):

@@ -11,6 +11,7 @@ for _artifact, (_title, _capability) in PAPER_ARTIFACTS.items():
     rule:
         name:
             _artifact
+        localrule: True
         log:
             f"logs/{SCALE}/pending/{_artifact}.log",
         conda:

@@ -19,6 +19,7 @@ BUDGET_PRESETS = {_scale: config["presets"][_scale] for _scale in ("small", "pap
 
 
 rule aggregate_results:
+    localrule: True
     input:
         # every registered artifact, so aggregation runs after every experiment of this scale
         artifacts=[ARTIFACTS[name] for name in sorted(ARTIFACTS)],
@@ -38,6 +39,7 @@ rule aggregate_results:
 
 
 rule estimate_budget:
+    localrule: True
     output:
         report(
             "results/{scale}/tables/budget.csv",
@@ -58,6 +60,7 @@ rule estimate_budget:
 
 
 rule render_report:
+    localrule: True
     input:
         **data_summary_inputs(),
         artifacts=[ARTIFACTS[name] for name in sorted(ARTIFACTS)],

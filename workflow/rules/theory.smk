@@ -28,6 +28,7 @@ rule run_theory:
 
 
 rule plot_table1:
+    localrule: True
     input:
         table="results/{scale}/theory/table1.csv",
         data="results/{scale}/theory/theory_data.json",

@@ -34,3 +34,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -c "import heavytail, torch, torchvision, snakemake" # fail here, not mid-pipeline
   echo "$want" > "$stamp"
 fi
+
+# `snakemake --profile slurm` resolves to workflow/profiles/slurm
+bash workflow/scripts/link_profile.sh

@@ -11,6 +11,7 @@ import importlib
 FIGURE_MODULES = {
     "fig1a": "pretrain",
     "fig3": "pretrain",
+    "table2": "pretrain",
     "fig1b": "vision",
     "fig8": "vision",
     "fig2": "noise",
@@ -19,6 +20,7 @@ FIGURE_MODULES = {
     "fig6": "noise",
     "fig7": "noise",
     "table1": "theory",
+    "table3": "squad",
 }
 
 

@@ -1,0 +1,178 @@
+"""SQuAD v1.1 fine-tuning: `python -m heavytail.train.finetune_squad --config <json> --out <dir>`.
+
+The config is the squad preset plus `model`, `optimizer` (a key of `optimizers`), `init_from` (a pretraining
+run folder, a Hugging Face model folder or a cached model name), `tokenizer` (folder), `qa_dir` (train.json,
+dev.json, stats.json) and either `seed` (one run, written to --out) or `seeds` (one run per seed, written to
+--out/seed<N>: tokenisation and imports are paid once). Each run folder gets metrics.jsonl, checkpoint.pt,
+predictions.json ({id: answer}, the official format) and scores.json (EM/F1 and the trivial baselines).
+Run under `torchrun --nproc_per_node N` for data-parallel training. Exit codes: 0 finished or diverged (see
+scores.json `status`), 2 bad config, 75 checkpointed on SIGTERM/SIGUSR1 (rerun to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import sys
+from pathlib import Path
+
+from heavytail.config import load_job_config
+from heavytail.errors import ConfigError
+from heavytail.io import read_json, write_json
+from heavytail.provenance import record_run
+
+REQUIRED = ("model", "optimizer", "optimizers", "init_from", "tokenizer", "qa_dir", "epochs", "train")
+# what the engine cannot see but that changes the run: a finished or checkpointed run with other values is
+# not reused (the engine compares its config)
+TASK_KEYS = ("init_from", "tokenizer", "qa_dir", "max_seq_length", "doc_stride", "max_query_length")
+
+
+def check_config(cfg: dict) -> dict[int, str]:
+    """{seed: run folder suffix}; raises ConfigError naming the first missing or bad key."""
+    for key in REQUIRED:
+        if key not in cfg:
+            raise ConfigError(f"squad.{key} is missing from the job config (see definitions.squad in the schema)")
+    if cfg["optimizer"] not in cfg["optimizers"]:
+        raise ConfigError(f"squad.optimizers has no entry {cfg['optimizer']!r} "
+                          f"(entries: {', '.join(cfg['optimizers'])})")
+    if not cfg["epochs"] > 0:
+        raise ConfigError(f"squad.epochs must be > 0 (got {cfg['epochs']!r})")
+    if "seeds" in cfg:
+        return {int(seed): f"seed{int(seed)}" for seed in cfg["seeds"]}
+    return {int(cfg.get("seed", 0)): ""}
+
+
+def engine_config(cfg: dict, seed: int, train_windows: int) -> dict:
+    """Engine config of one run: `epochs` over the training windows, the optimizer, the recipe's clipping."""
+    train = dict(cfg["train"])
+    steps = max(1, math.ceil(cfg["epochs"] * train_windows / train["batch_size"]))
+    train["steps"] = steps
+    for key in ("log_every", "eval_every", "checkpoint_every"):
+        train[key] = max(1, min(int(train.get(key) or steps), steps))
+    train.setdefault("eval_at_start", False)
+    train["task"] = {key: cfg.get(key) for key in TASK_KEYS}
+    label = cfg["optimizer"]
+    train.update(seed=seed, optimizer=cfg["optimizers"][label],
+                 grad_clip_norm=(cfg.get("grad_clip_norm") or {}).get(label))
+    return train
+
+
+def prepare_data(cfg: dict, cache_dir: str | None, ctx):
+    """Tokenizer, dev examples, training and dev windows, and the data's own description."""
+    from heavytail.data.mlm import load_tokenizer
+    from heavytail.data.qa import load_squad_json
+    from heavytail.data.squad import FeatureSpec, featurize
+
+    qa_dir = Path(cfg["qa_dir"])
+    spec = FeatureSpec(int(cfg.get("max_seq_length", 384)), int(cfg.get("doc_stride", 128)),
+                       int(cfg.get("max_query_length", 64)))
+    tokenizer = load_tokenizer(cfg["tokenizer"])
+    train_examples = load_squad_json(qa_dir / "train.json")
+    dev_examples = load_squad_json(qa_dir / "dev.json")
+    # rank 0 writes the cached windows first; the other ranks then read them
+    for turn in (True, False):
+        if ctx.is_main == turn:
+            train_features = featurize(train_examples, tokenizer, spec, cache_dir)
+            dev_features = featurize(dev_examples, tokenizer, spec, cache_dir)
+        ctx.barrier()
+    stats = qa_dir / "stats.json"
+    description = read_json(stats).get("description", "unknown") if stats.is_file() else "unknown"
+    return dev_examples, train_features, dev_features, description
+
+
+def final_predictions(task, run_dir: Path) -> dict[str, str]:
+    """Dev predictions of the final weights: from this process's last evaluation, else from checkpoint.pt."""
+    if task.last_predictions is not None:
+        return task.last_predictions
+    import torch
+
+    from heavytail.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
+
+    state = load_checkpoint(run_dir / CHECKPOINT_NAME)
+    if state is None:
+        raise ConfigError(f"{run_dir} holds a finished run without checkpoint.pt; delete the folder to rerun it")
+    model = task.build_model()
+    model.load_state_dict(state["model"])
+    model.eval()
+    with torch.no_grad():
+        return task.predict(model)
+
+
+def write_outputs(run_dir: Path, task, result: dict, baselines: dict, meta: dict) -> dict:
+    """predictions.json (official {id: text}) and scores.json (EM/F1 in percent, status, baselines)."""
+    from heavytail.metrics import squad_v1
+
+    if result["status"] == "ok":
+        predictions = final_predictions(task, run_dir)
+        scores = squad_v1(predictions, task.references)
+    else:  # a diverged run has no final model to score; the report shows its status instead
+        predictions, scores = {}, {"exact_match": None, "f1": None}
+    write_json(run_dir / "predictions.json", predictions)
+    payload = {**scores, "status": result["status"], "diverged_at_step": result["diverged_at_step"],
+               "steps": result["steps_completed"], **meta, "baselines": baselines}
+    write_json(run_dir / "scores.json", payload)
+    return payload
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="SQuAD v1.1 fine-tuning on the shared training engine")
+    parser.add_argument("--config", required=True, help="resolved job config (JSON string or path)")
+    parser.add_argument("--out", required=True, help="run folder (with `seeds`: the parent of seed<N> folders)")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: the config's torch_threads)")
+    parser.add_argument("--cache-dir", help="folder for the cached tokenised windows (datasets arrow files)")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_job_config(args.config)
+        if args.threads:
+            cfg = {**cfg, "torch_threads": args.threads}
+        runs = check_config(cfg)
+    except ConfigError as exc:
+        sys.stderr.write(f"heavytail: {exc}\n")
+        return 2
+    import torch
+
+    from heavytail.data.squad import first_year_baseline, references
+    from heavytail.metrics import squad_v1
+    from heavytail.train.distributed import init_distributed, shutdown_distributed
+    from heavytail.train.engine import run_training
+    from heavytail.train.squad_task import SquadTask
+
+    if cfg.get("torch_threads"):
+        torch.set_num_threads(int(cfg["torch_threads"]))
+    ctx = init_distributed(cfg["train"].get("device", "auto"))
+    if ctx.is_main:
+        print("resolved config: " + json.dumps(cfg, sort_keys=True), flush=True)
+    dev_examples, train_features, dev_features, description = prepare_data(cfg, args.cache_dir, ctx)
+    first_year = squad_v1(first_year_baseline(dev_examples), references(dev_examples))
+    baselines = {"first_year": first_year}
+    meta = {"data_description": description, "model": cfg["model"], "optimizer": cfg["optimizer"],
+            "init_from": cfg["init_from"], "train_windows": len(train_features),
+            "dev_questions": len(dev_examples), "dev_windows": len(dev_features)}
+    if ctx.is_main:
+        print(f"data {description}: {len(train_features)} training windows, {len(dev_examples)} dev questions "
+              f"({len(dev_features)} windows); first-year baseline EM {first_year['exact_match']:.2f} "
+              f"F1 {first_year['f1']:.2f}", flush=True)
+    for seed, suffix in runs.items():
+        run_dir = Path(args.out) / suffix
+        run_cfg = {k: v for k, v in cfg.items() if k != "seeds"} | {"seed": seed}
+        record = record_run(run_dir, run_cfg) if ctx.is_main else contextlib.nullcontext({})
+        with record as run:
+            task = SquadTask(train_features, dev_examples, dev_features, cfg["init_from"], seed=seed,
+                             eval_batch_size=int(cfg.get("eval_batch_size", 64)),
+                             n_best_size=int(cfg.get("n_best_size", 20)),
+                             max_answer_length=int(cfg.get("max_answer_length", 30)))
+            result = run_training(task, engine_config(cfg, seed, task.train_windows), run_dir, ctx)
+            if ctx.is_main:
+                scores = write_outputs(run_dir, task, result, baselines, {**meta, "seed": seed})
+                print(f"seed {seed} {result['status']}: EM {scores['exact_match']} F1 {scores['f1']} "
+                      f"(first-year baseline EM {first_year['exact_match']:.2f})", flush=True)
+                run.update(status=result["status"], diverged_at_step=result["diverged_at_step"],
+                           exact_match=scores["exact_match"], f1=scores["f1"])
+    shutdown_distributed()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""BERT masked-LM pretraining as an engine Task, and the resolution of a pretrain job config into engine config."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from heavytail.data.mlm import (
+    MaskingSpec,
+    MLMBatches,
+    fixed_validation,
+    load_meta,
+    load_split,
+    prepare_mlm_data,
+    unigram_loss,
+)
+from heavytail.errors import ConfigError
+from heavytail.io import read_json
+from heavytail.models.bert import build_bert
+
+PRELOAD_MAX_TOKENS = 200_000_000  # below this the training split is read into memory once
+
+
+class MLMData:
+    """Packed splits, masking spec, fixed validation set and unigram floor of one prepared data folder."""
+
+    def __init__(self, data_dir: str | Path, mask_probability: float = 0.15, max_predictions: int = 20,
+                 validation_sequences: int | None = None):
+        self.dir = Path(data_dir)
+        self.meta = load_meta(self.dir)
+        self.spec = MaskingSpec.from_meta(self.meta, mask_probability, max_predictions)
+        tokens = self.meta["splits"]["train"]["tokens"]
+        self.train = load_split(self.dir, "train", preload=tokens <= PRELOAD_MAX_TOKENS)
+        self.validation = fixed_validation(load_split(self.dir, "validation"), self.spec, validation_sequences)
+        counts = np.load(self.dir / "unigram_counts.npy")
+        self.unigram_loss = unigram_loss(counts, self.validation["masked_labels"], self.validation["masked_weights"])
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.meta["vocab_size"])
+
+    @property
+    def max_seq_length(self) -> int:
+        return int(self.meta["max_seq_length"])
+
+
+def ensure_mlm_data(cfg: dict) -> None:
+    """Prepare `cfg["mlm_data"]` from `corpus` + `tokenizer` if it is missing (run on one process only)."""
+    data_dir = Path(cfg["mlm_data"])
+    if not (data_dir / "meta.json").is_file():
+        if not cfg.get("corpus") or not cfg.get("tokenizer"):
+            raise ConfigError(f"{data_dir}/meta.json is missing; pass `corpus` and `tokenizer` folders in the "
+                              "config (or run the prepare_mlm_data rule) to build it")
+        prepare_mlm_data(cfg["corpus"], cfg["tokenizer"], data_dir, int(cfg["max_seq_length"]),
+                         nsp=bool(cfg.get("nsp", False)), seed=int(cfg.get("data_seed", 0)))
+
+
+def load_mlm_data(cfg: dict) -> MLMData:
+    """The prepared data of `cfg["mlm_data"]`, checked against the config's sequence length and NSP switch."""
+    data_dir = Path(cfg["mlm_data"])
+    data = MLMData(data_dir, float(cfg.get("mask_probability", 0.15)), int(cfg.get("max_predictions_per_seq", 20)),
+                   cfg.get("validation_sequences"))
+    if data.max_seq_length != int(cfg["max_seq_length"]) or bool(data.meta["nsp"]) != bool(cfg.get("nsp", False)):
+        raise ConfigError(f"{data_dir} was prepared with max_seq_length {data.max_seq_length}, nsp "
+                          f"{data.meta['nsp']}; delete it to rebuild for the config's values")
+    return data
+
+
+class MLMPretrainTask:
+    """Task for the engine: BERT of `arch`, Devlin-masked batches, validation MLM loss and accuracy."""
+
+    def __init__(self, data: MLMData, arch: dict, nsp: bool = False, variant: str = "attention", seed: int = 0,
+                 eval_batch_size: int = 128, export_hf: bool = True):
+        self.data, self.arch, self.nsp, self.variant = data, arch, nsp, variant
+        self.seed, self.eval_batch_size, self.export_hf = seed, eval_batch_size, export_hf
+
+    def build_model(self):
+        return build_bert(self.arch, self.data.vocab_size, self.data.max_seq_length, self.nsp, self.variant)
+
+    def train_batches(self, start_step: int, batch_size: int, rank: int, world_size: int):
+        source = MLMBatches(self.data.train, self.data.spec, self.seed)
+        share = batch_size // world_size
+        for step in itertools.count(start_step):
+            batch = source.batch(step, batch_size)
+            yield to_tensors({k: v[rank * share:(rank + 1) * share] for k, v in batch.items()})
+
+    def loss(self, model, batch):
+        out = model(**batch)
+        stats = {"mlm_loss": out["mlm_loss"], "mlm_accuracy": out["mlm_correct"] / out["mlm_count"]}
+        if "nsp_loss" in out:
+            stats["nsp_loss"] = out["nsp_loss"]
+        return out["loss"], stats
+
+    def evaluate(self, model) -> dict:
+        device = next(model.parameters()).device
+        totals: dict[str, float] = {"mlm_nll": 0.0, "mlm_correct": 0.0, "mlm_count": 0.0, "nsp_nll": 0.0,
+                                    "nsp_correct": 0.0, "rows": 0.0}
+        rows = len(self.data.validation["input_ids"])
+        for start in range(0, rows, self.eval_batch_size):
+            part = {k: v[start:start + self.eval_batch_size] for k, v in self.data.validation.items()}
+            out = model(**{k: t.to(device) for k, t in to_tensors(part).items()})
+            n = len(part["input_ids"])
+            totals["mlm_nll"] += float(out["mlm_loss"]) * float(out["mlm_count"])
+            totals["mlm_correct"] += float(out["mlm_correct"])
+            totals["mlm_count"] += float(out["mlm_count"])
+            if "nsp_loss" in out:
+                totals["nsp_nll"] += float(out["nsp_loss"]) * n
+                totals["nsp_correct"] += float(out["nsp_correct"])
+            totals["rows"] += n
+        metrics = {"mlm_loss": totals["mlm_nll"] / totals["mlm_count"],
+                   "mlm_accuracy": totals["mlm_correct"] / totals["mlm_count"],
+                   "unigram_loss": self.data.unigram_loss}
+        if self.nsp:
+            metrics["nsp_loss"] = totals["nsp_nll"] / totals["rows"]
+            metrics["nsp_accuracy"] = totals["nsp_correct"] / totals["rows"]
+        metrics["loss"] = metrics["mlm_loss"] + metrics.get("nsp_loss", 0.0)
+        return metrics
+
+    def on_finish(self, model, out_dir: Path) -> None:
+        """Keep the trained weights in Hugging Face format for fine-tuning (BertForQuestionAnswering reads bert.*)."""
+        if self.export_hf:
+            model.save_pretrained(str(Path(out_dir) / "hf_model"))
+
+
+def to_tensors(columns: dict) -> dict:
+    dtypes = {"masked_weights": torch.float32}
+    return {k: torch.as_tensor(np.asarray(v), dtype=dtypes.get(k, torch.long)) for k, v in columns.items()}
+
+
+def resolve_optimizer(cfg: dict) -> dict:
+    """The optimizer setting of `cfg["optimizer"]` (a label of `optimizers`), with its tuned choice merged in."""
+    label = cfg["optimizer"]
+    if label not in cfg["optimizers"]:
+        raise ConfigError(f"pretrain.optimizers has no entry {label!r} (entries: {', '.join(cfg['optimizers'])})")
+    setting = dict(cfg["optimizers"][label])
+    choice_path = cfg.get("tuned_choice")
+    if choice_path:
+        choice = read_json(choice_path)
+        setting.update(choice["hparams"])
+    return setting
+
+
+def engine_config(cfg: dict, optimizer_setting: dict, seed: int, steps: int | None = None) -> dict:
+    """Engine config of one pretraining run: `train` section + optimizer + the recipe's own gradient clipping."""
+    train = dict(cfg["train"])
+    if steps is not None:
+        scale = steps / train["steps"]
+        train["steps"] = steps
+        for key in ("eval_every", "checkpoint_every", "log_every"):
+            train[key] = max(1, min(train[key], steps))
+        if train.get("schedule", {}).get("warmup_steps") is not None:
+            train["schedule"] = {**train["schedule"], "warmup_steps": int(round(train["schedule"]["warmup_steps"]
+                                                                             * scale))}
+    label = cfg.get("optimizer")
+    clip = (cfg.get("grad_clip_norm") or {}).get(label)
+    snapshots = sorted({int(round(f * train["steps"])) for f in cfg.get("snapshot_fractions") or []})
+    train.update(seed=seed, optimizer=optimizer_setting, grad_clip_norm=clip, snapshot_steps=snapshots)
+    return train

@@ -1,0 +1,86 @@
+"""BERT pretraining: `python -m heavytail.train.pretrain --config <json> --out <dir>`.
+
+The config is the pretrain preset plus `model` (a key of `models`), `optimizer` (a key of `optimizers`),
+`seed`, `mlm_data` (prepared data folder; built from `corpus` + `tokenizer` if missing) and optionally
+`tuned_choice` (a tune stage's choice.json whose hparams override the optimizer's). Run under
+`torchrun --nproc_per_node N` for data-parallel training. Exit codes: 0 finished or diverged (see run.json
+`status`), 75 checkpointed on SIGTERM/SIGUSR1 (rerun to resume), anything else an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+
+from heavytail.config import load_job_config
+from heavytail.errors import ConfigError
+from heavytail.provenance import record_run
+
+
+def configure_threads(cfg: dict) -> None:
+    import torch
+
+    threads = cfg.get("torch_threads")
+    if threads:
+        # the job's cores are shared by the processes torchrun starts on this node
+        per_process = int(threads) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        torch.set_num_threads(max(1, per_process))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="BERT masked-LM pretraining on the shared training engine")
+    parser.add_argument("--config", required=True, help="resolved job config (JSON string or path)")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: the config's torch_threads)")
+    parser.add_argument("--out", required=True, help="run folder: metrics.jsonl, checkpoint.pt, run.json")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_job_config(args.config)
+        if args.threads:
+            cfg = {**cfg, "torch_threads": args.threads}
+        from heavytail.train.engine import run_training
+        from heavytail.train.mlm_task import (
+            MLMPretrainTask,
+            engine_config,
+            ensure_mlm_data,
+            load_mlm_data,
+            resolve_optimizer,
+        )
+
+        configure_threads(cfg)
+        if cfg["model"] not in cfg["models"]:
+            raise ConfigError(f"pretrain.models has no entry {cfg['model']!r} (entries: {', '.join(cfg['models'])})")
+        cfg = {**cfg, "optimizer_setting": resolve_optimizer(cfg)}
+    except ConfigError as exc:
+        sys.stderr.write(f"heavytail: {exc}\n")
+        return 2
+    from heavytail.train.distributed import init_distributed, shutdown_distributed
+
+    ctx = init_distributed(cfg.get("train", {}).get("device", "auto"))
+    if ctx.is_main:
+        print("resolved config: " + json.dumps(cfg, sort_keys=True), flush=True)
+    # one provenance record per run: rank 0 writes it, the other ranks fill a throwaway dict
+    record = record_run(args.out, cfg) if ctx.is_main else contextlib.nullcontext({})
+    with record as run:
+        if ctx.is_main:
+            ensure_mlm_data(cfg)
+        ctx.barrier()
+        data = load_mlm_data(cfg)
+        seed = int(cfg.get("seed", 0))
+        task = MLMPretrainTask(data, cfg["models"][cfg["model"]], nsp=bool(cfg.get("nsp", False)),
+                               variant=cfg.get("variant", "attention"), seed=seed,
+                               eval_batch_size=int(cfg.get("eval_batch_size", 128)))
+        if ctx.is_main:
+            print(f"unigram baseline (validation MLM loss of training frequencies): {data.unigram_loss:.4f}",
+                  flush=True)
+        result = run_training(task, engine_config(cfg, cfg["optimizer_setting"], seed), args.out, ctx)
+        run.update(status=result["status"], diverged_at_step=result["diverged_at_step"],
+                   unigram_loss=data.unigram_loss, final_validation=result["final_validation"])
+    shutdown_distributed()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Learning-rate (and clipping-threshold) tuning for pretraining: short runs over a grid, in one process.
+
+    python -m heavytail.train.tune --config <json> --out results/<scale>/pretrain/tune/<optimizer>
+
+The config is the pretrain preset plus `optimizer` (a label of `optimizers`) and `mlm_data`. The grid is
+`tune.lr_grid[label]` x `tune.clip_threshold_grid[label]` (if any) on `tune.model` for `tune.steps` steps.
+Each point is an engine run in `<out>/lr<lr>[_clip<tau>]/` (resumable); the best final validation MLM loss
+wins (a diverged point never does). Writes `grid.json` (every point) and `choice.json` (the winner's hparams,
+which `pretrain --config {..., "tuned_choice": <choice.json>}` merges into the optimizer setting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import sys
+from pathlib import Path
+
+from heavytail.config import load_job_config
+from heavytail.errors import ConfigError
+from heavytail.io import write_json
+from heavytail.provenance import record_run
+
+
+def grid_points(cfg: dict, label: str) -> list[dict]:
+    """The hparam overrides to try for optimizer `label`, in grid order."""
+    tune = cfg.get("tune") or {}
+    lrs = (tune.get("lr_grid") or {}).get(label)
+    if not lrs:
+        raise ConfigError(f"pretrain.tune.lr_grid has no entry for {label!r}; add one, or use the optimizer "
+                          "untuned (its config values are then final)")
+    clips = (tune.get("clip_threshold_grid") or {}).get(label) or [None]
+    points = []
+    for lr, clip in itertools.product(lrs, clips):
+        point = {"lr": float(lr)}
+        if clip is not None:
+            point["clip_threshold"] = float(clip)
+        points.append(point)
+    return points
+
+
+def point_name(point: dict) -> str:
+    name = f"lr{point['lr']:g}"
+    if "clip_threshold" in point:
+        name += f"_clip{point['clip_threshold']:g}"
+    return name
+
+
+def choose(results: list[dict]) -> dict:
+    """The point with the lowest final validation MLM loss among those that did not diverge."""
+    finite = [r for r in results if r["status"] == "ok" and math.isfinite(r["validation_mlm_loss"])]
+    if not finite:
+        # every point diverged: fall back to the smallest step size, and say so
+        best = min(results, key=lambda r: r["hparams"]["lr"])
+        return {**best, "selected_by": "all grid points diverged; smallest lr kept"}
+    best = min(finite, key=lambda r: r["validation_mlm_loss"])
+    return {**best, "selected_by": "lowest final validation MLM loss"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Tune one optimizer's lr (and clip threshold) for pretraining")
+    parser.add_argument("--config", required=True, help="resolved job config (JSON string or path)")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: the config's torch_threads)")
+    parser.add_argument("--out", required=True, help="tuning folder: grid.json, choice.json, one folder per point")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_job_config(args.config)
+        if args.threads:
+            cfg = {**cfg, "torch_threads": args.threads}
+        label = cfg["optimizer"]
+        points = grid_points(cfg, label)
+        tune = cfg["tune"]
+        model = tune.get("model") or cfg["base_model"]
+        if model not in cfg["models"]:
+            raise ConfigError(f"pretrain.tune.model {model!r} is not a key of pretrain.models")
+    except ConfigError as exc:
+        sys.stderr.write(f"heavytail: {exc}\n")
+        return 2
+    from heavytail.train.engine import run_training
+    from heavytail.train.mlm_task import MLMPretrainTask, engine_config, ensure_mlm_data, load_mlm_data
+    from heavytail.train.pretrain import configure_threads
+
+    configure_threads(cfg)
+    out = Path(args.out)
+    print("resolved config: " + json.dumps(cfg, sort_keys=True), flush=True)
+    with record_run(out, cfg) as run:
+        ensure_mlm_data(cfg)
+        data = load_mlm_data(cfg)
+        seed, steps = int(tune.get("seed", 0)), int(tune["steps"])
+        results = []
+        for point in points:
+            setting = {**cfg["optimizers"][label], **point}
+            point_dir = out / point_name(point)
+            print(f"tune {label} {point_name(point)} on {model} for {steps} steps", flush=True)
+            task = MLMPretrainTask(data, cfg["models"][model], nsp=bool(cfg.get("nsp", False)),
+                                   variant=cfg.get("variant", "attention"), seed=seed,
+                                   eval_batch_size=int(cfg.get("eval_batch_size", 128)), export_hf=False)
+            train_cfg = engine_config(cfg, setting, seed, steps=steps)
+            with record_run(point_dir, {**train_cfg, "model": model, "optimizer_label": label}) as point_run:
+                result = run_training(task, train_cfg, point_dir)
+                point_run.update(status=result["status"], diverged_at_step=result["diverged_at_step"])
+            final = result["final_validation"] or {}
+            results.append({"hparams": point, "status": result["status"],
+                            "diverged_at_step": result["diverged_at_step"],
+                            "validation_mlm_loss": final.get("mlm_loss", math.inf) if result["status"] == "ok"
+                            else math.inf,
+                            "validation_mlm_accuracy": final.get("mlm_accuracy"), "path": str(point_dir)})
+            print(f"tune {label} {point_name(point)}: {result['status']} validation MLM loss "
+                  f"{results[-1]['validation_mlm_loss']:.4f}", flush=True)
+        best = choose(results)
+        grid = {"optimizer": label, "model": model, "steps": steps, "seed": seed,
+                "unigram_loss": data.unigram_loss, "points": results}
+        write_json(out / "grid.json", _finite(grid))
+        write_json(out / "choice.json", _finite({"optimizer": label, **best}))
+        run.update(choice=best["hparams"], selected_by=best["selected_by"])
+        print(f"choice for {label}: {json.dumps(best['hparams'])} ({best['selected_by']})", flush=True)
+    return 0
+
+
+def _finite(obj):
+    # JSON has no infinity: a diverged point's loss is written as null
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""The shared training engine on BERT pretraining: resume after kill/SIGTERM, divergence, DDP, schedules."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from heavytail.data.mlm import prepare_mlm_data
+from heavytail.errors import ConfigError
+from heavytail.io import read_json, read_jsonl
+from heavytail.train.engine import EXIT_REQUEUE, run_training
+from heavytail.train.mlm_task import MLMPretrainTask, engine_config, load_mlm_data
+from heavytail.train.schedule import schedule_factor
+
+torch.set_num_threads(1)
+
+NOUNS = "cat dog river city king queen house garden music school window forest".split()
+VERBS = "sees finds likes builds opens paints follows remembers".split()
+ADJECTIVES = "red quiet ancient bright small northern famous".split()
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def write_corpus_and_tokenizer(root: Path) -> None:
+    """A corpus DatasetDict in the data stage's format (id, title, text) and a BertTokenizerFast folder."""
+    from datasets import Dataset, DatasetDict
+    from transformers import BertTokenizerFast
+
+    rng = random.Random(0)
+
+    def sentence() -> str:
+        return (f"the {rng.choice(ADJECTIVES)} {rng.choice(NOUNS)} {rng.choice(VERBS)} "
+                f"the {rng.choice(ADJECTIVES)} {rng.choice(NOUNS)} .")
+
+    def article(i: int) -> dict:
+        text = "\n".join(" ".join(sentence() for _ in range(4)) for _ in range(5))
+        return {"id": str(i), "title": f"article {i}", "text": text}
+
+    corpus = DatasetDict(train=Dataset.from_list([article(i) for i in range(60)]),
+                         validation=Dataset.from_list([article(100 + i) for i in range(8)]))
+    corpus.save_to_disk(str(root / "corpus"))
+    words = SPECIALS + sorted(set(NOUNS + VERBS + ADJECTIVES + ["the", "."]))
+    BertTokenizerFast(vocab={w: i for i, w in enumerate(words)}).save_pretrained(str(root / "tokenizer"))
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("mlm")
+    write_corpus_and_tokenizer(root)
+    prepare_mlm_data(root / "corpus", root / "tokenizer", root / "mlm", max_seq_length=32)
+    return {
+        "max_seq_length": 32, "max_predictions_per_seq": 5, "nsp": False, "validation_sequences": 32,
+        "mlm_data": str(root / "mlm"), "torch_threads": 1, "model": "bert_L1", "optimizer": "adam", "seed": 0,
+        "models": {"bert_L1": {"num_layers": 1, "hidden_size": 32, "num_attention_heads": 2,
+                               "intermediate_size": 64, "dropout": 0.0}},
+        "optimizers": {"adam": {"name": "adamw", "lr": 3e-3, "weight_decay": 0.01},
+                       "sgd_huge": {"name": "sgd", "lr": 1e6}},
+        "grad_clip_norm": {},
+        "train": {"steps": 40, "batch_size": 16, "log_every": 5, "eval_every": 10, "checkpoint_every": 10,
+                  "schedule": {"warmup_fraction": 0.1}},
+    }
+
+
+def train_in_process(job: dict, out: Path, **train_overrides) -> dict:
+    data = load_mlm_data(job)
+    task = MLMPretrainTask(data, job["models"][job["model"]], seed=job["seed"])
+    cfg = engine_config(job, job["optimizers"][job["optimizer"]], job["seed"])
+    cfg.update(train_overrides)
+    return run_training(task, cfg, out)
+
+
+def comparable_rows(path: Path) -> list[dict]:
+    # throughput is wall-clock; every other field must be bitwise equal
+    return [{k: v for k, v in row.items() if k != "it_per_s"} for row in read_jsonl(path)]
+
+
+def launch(job: dict, out: Path, *prefix: str) -> subprocess.Popen:
+    cmd = [*prefix, "-m", "heavytail.train.pretrain", "--config", json.dumps(job), "--out", str(out)]
+    if not prefix:
+        cmd = [sys.executable, *cmd]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def interrupt_at(proc: subprocess.Popen, step: int, sig: int) -> str:
+    """Read progress lines until `step` is logged, then send `sig`; returns the output."""
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("step ") and int(line.split()[1].split("/")[0]) >= step:
+            proc.send_signal(sig)
+            break
+    lines.extend(proc.stdout)
+    proc.wait(timeout=120)
+    return "".join(lines)
+
+
+def test_schedule_known_values():
+    assert schedule_factor(0, 100, 10) == pytest.approx(0.1)
+    assert schedule_factor(9, 100, 10) == pytest.approx(1.0)
+    assert schedule_factor(55, 100, 10) == pytest.approx(0.5)
+    assert schedule_factor(55, 100, 10, final_fraction=0.2) == pytest.approx(0.6)
+    assert schedule_factor(55, 100, 10, decay="cosine") == pytest.approx(0.5)
+    assert schedule_factor(60, 100, 0, decay="step", milestones=(0.3, 0.6), gamma=0.1) == pytest.approx(0.01)
+    assert schedule_factor(80, 100, 10, decay="constant") == 1.0
+
+
+def test_killed_and_requeued_run_resumes_bitwise_equal(job, tmp_path):
+    # dropout on: the resumed run must also restore the RNG streams, not only weights and optimizer state
+    arch = {**job["models"]["bert_L1"], "dropout": 0.1}
+    long_job = {**job, "models": {"bert_L1": arch},
+                "train": {**job["train"], "steps": 400, "checkpoint_every": 7, "eval_every": 50}}
+    reference = tmp_path / "reference"
+    train_in_process(long_job, reference)
+    rng = random.Random(os.getpid())
+    out = tmp_path / "interrupted"
+    # SIGTERM: checkpoint at once and exit with the requeue code
+    term_step = rng.randrange(20, 150, 5)
+    text = interrupt_at(launch(long_job, out), term_step, signal.SIGTERM)
+    assert f"exiting {EXIT_REQUEUE}" in text, text
+    assert read_json(out / "run.json")["status"] == "interrupted"
+    # SIGKILL: no chance to save; the rerun resumes from the last periodic checkpoint
+    proc = launch(long_job, out)
+    text = interrupt_at(proc, rng.randrange(term_step + 50, 330, 5), signal.SIGKILL)
+    assert proc.returncode == -signal.SIGKILL and "resuming at step" in text, text
+    finish = launch(long_job, out)
+    text = finish.communicate(timeout=120)[0]
+    assert finish.returncode == 0, text
+    assert comparable_rows(out / "metrics.jsonl") == comparable_rows(reference / "metrics.jsonl")
+    assert read_json(out / "run.json")["status"] == "ok"
+    assert (out / "hf_model" / "config.json").is_file()
+
+
+def test_huge_learning_rate_ends_as_diverged_with_exit_zero(job, tmp_path):
+    from heavytail.train import pretrain
+
+    out = tmp_path / "diverged"
+    assert pretrain.main(["--config", json.dumps({**job, "optimizer": "sgd_huge"}), "--out", str(out)]) == 0
+    run = read_json(out / "run.json")
+    assert run["status"] == "diverged" and run["diverged_at_step"] >= 1
+    last = read_jsonl(out / "metrics.jsonl")[-1]
+    assert last["split"] == "status" and last["diverged_at_step"] == run["diverged_at_step"]
+    # rerunning a finished (diverged) run is a no-op that reports the same outcome
+    assert pretrain.main(["--config", json.dumps({**job, "optimizer": "sgd_huge"}), "--out", str(out)]) == 0
+    assert read_json(out / "run.json")["diverged_at_step"] == run["diverged_at_step"]
+
+
+def test_two_process_ddp_matches_single_process(job, tmp_path):
+    single = tmp_path / "single"
+    train_in_process(job, single)
+    ddp = tmp_path / "ddp"
+    torchrun = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", "2"]
+    proc = launch(job, ddp, *torchrun)
+    text = proc.communicate(timeout=180)[0]
+    assert proc.returncode == 0, text
+    assert "world size 2" in text
+    one, two = comparable_rows(single / "metrics.jsonl"), comparable_rows(ddp / "metrics.jsonl")
+    assert [r["split"] for r in one] == [r["split"] for r in two]
+    for a, b in zip(one, two, strict=True):
+        for key in ("loss", "mlm_loss", "mlm_accuracy"):
+            if key in a:
+                assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), (a, b)
+
+
+def test_gradient_accumulation_matches_full_batch(job, tmp_path):
+    full = train_in_process(job, tmp_path / "full", steps=10)
+    accumulated = train_in_process(job, tmp_path / "accumulated", steps=10, micro_batch_size=4)
+    assert accumulated["final_validation"]["mlm_loss"] == pytest.approx(full["final_validation"]["mlm_loss"],
+                                                                        rel=1e-5)
+
+
+def test_a_changed_config_starts_over_instead_of_resuming(job, tmp_path):
+    out = tmp_path / "run"
+    train_in_process(job, out, steps=12, checkpoint_every=5)
+    (out / "result.json").unlink()
+    changed = train_in_process(job, out, steps=12, checkpoint_every=5, seed=1)
+    fresh = train_in_process(job, tmp_path / "fresh", steps=12, checkpoint_every=5, seed=1)
+    assert (out / "stale-checkpoint.pt").is_file()
+    assert changed["final_validation"] == fresh["final_validation"]
+
+
+def test_bad_batch_split_names_the_key(job, tmp_path):
+    with pytest.raises(ConfigError, match="micro_batch_size"):
+        train_in_process(job, tmp_path / "bad", micro_batch_size=5)
+
+
+def test_nsp_data_pairs_and_training_report_nsp_metrics(job, tmp_path):
+    from heavytail.data.mlm import load_split
+
+    root = Path(job["mlm_data"]).parent
+    prepare_mlm_data(root / "corpus", root / "tokenizer", tmp_path / "nsp", max_seq_length=32, nsp=True)
+    rows = load_split(tmp_path / "nsp", "train")
+    labels = rows["next_sentence_label"]
+    assert 0.3 < labels.mean() < 0.7  # about half of the B segments are random
+    first = rows["input_ids"][0][rows["attention_mask"][0] == 1]
+    types = rows["token_type_ids"][0][rows["attention_mask"][0] == 1]
+    assert first[0] == 2 and first[-1] == 3 and (first == 3).sum() == 2  # [CLS] A [SEP] B [SEP]
+    assert types[0] == 0 and types[-1] == 1
+    nsp_job = {**job, "nsp": True, "mlm_data": str(tmp_path / "nsp")}
+    data = load_mlm_data(nsp_job)
+    task = MLMPretrainTask(data, job["models"]["bert_L1"], nsp=True, export_hf=False)
+    cfg = engine_config(nsp_job, job["optimizers"]["adam"], 0, steps=4)
+    result = run_training(task, cfg, tmp_path / "run")
+    final = result["final_validation"]
+    assert result["status"] == "ok" and 0 <= final["nsp_accuracy"] <= 1
+    assert final["loss"] == pytest.approx(final["mlm_loss"] + final["nsp_loss"])
