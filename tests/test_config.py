@@ -143,3 +143,23 @@ def test_cli_rejects_truncated_corpus(workdir):
     edit_config(workdir, lambda c: c["presets"]["tiny"]["data"]["text"].update(wiki_dump=str(truncated)))
     result = run_snakemake(workdir, "--cores", "1", "reproduce_all")
     _assert_rejected(workdir, result, "data.text.wiki_dump: corpus file")
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda p: p["pretrain"]["optimizers"]["adam"].update(name="adamx"),
+         "presets.tiny.pretrain.optimizers.adam.name must be one of sgd, sgdm, adam, adamw, gclip, cclip, acclip"),
+        (lambda p: p["pretrain"]["optimizers"]["acclip"].update(lr=-1e-4),
+         "presets.tiny.pretrain.optimizers.acclip.lr must be > 0 (got -0.0001)"),
+        (lambda p: p["vision"]["optimizers"]["sgdm"].update(lr=0),
+         "presets.tiny.vision.optimizers.sgdm.lr must be > 0 (got 0)"),
+        (lambda p: p["pretrain"].update(seeds=[0, 1.5]),
+         "presets.tiny.pretrain.seeds.1 must be of type integer (got 1.5)"),
+    ],
+    ids=["unknown-optimizer", "negative-lr", "zero-lr", "non-integer-seed"],
+)
+def test_cli_rejects_bad_experiment_settings(workdir, edit, expected):
+    edit_config(workdir, lambda c: edit(c["presets"]["tiny"]))
+    result = run_snakemake(workdir, "--cores", "1", "reproduce_all")
+    _assert_rejected(workdir, result, expected)

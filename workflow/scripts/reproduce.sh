@@ -8,7 +8,8 @@ export PATH="$PWD/.venv/bin:$PATH"
 export HF_HOME="$PWD/resources/hf_home" HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} HF_DATASETS_OFFLINE=${HF_DATASETS_OFFLINE:-1}
 export TORCHINDUCTOR_CACHE_DIR="$PWD/resources/inductor_cache"
 start=$(date +%s)
-.venv/bin/snakemake --cores "${CORES:-all}" reproduce_all "$@"
+# --rerun-incomplete: a killed run continues (training resumes from its checkpoint) instead of stopping
+.venv/bin/snakemake --cores "${CORES:-all}" --rerun-incomplete reproduce_all "$@"
 scale=$(.venv/bin/python -c "import sys; from heavytail.config import load_config; print(load_config()['scale'])")
 for arg in "$@"; do case "$arg" in scale=*) scale=${arg#scale=};; esac; done
 echo "reproduce_all finished in $(( $(date +%s) - start )) s"
