@@ -35,7 +35,8 @@ rule train_vision:
         out_dir="results/{scale}/vision/{model}/{optimizer}/seed{seed}",
         launcher=VISION_LAUNCHER,
     shell:
-        "{params.launcher} -m heavytail.train.classify --config {params.cfg} --out {params.out_dir} > {log} 2>&1"
+        "{params.launcher} -m heavytail.train.classify --config {params.cfg} --out {params.out_dir}"
+        " --threads {threads} > {log} 2>&1"
 
 
 rule plot_fig1b:

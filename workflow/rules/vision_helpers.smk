@@ -43,7 +43,6 @@ def vision_job_config(wildcards):
         optimizer=wildcards.optimizer,
         seed=int(wildcards.seed),
         manifest=f"results/{wildcards.scale}/data/images/manifest.json",
-        torch_threads=threads_for("train"),
     )
 
 

@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="image classification on the shared training engine")
     parser.add_argument("--config", required=True, help="resolved job config (JSON string or path)")
     parser.add_argument("--out", required=True, help="run folder: metrics.jsonl, checkpoint.pt, run.json")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (a runtime fact, not config)")
     args = parser.parse_args(argv)
     from heavytail.config import load_job_config
     from heavytail.data.images import split_root
@@ -185,8 +186,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cfg = load_job_config(args.config)
-        if cfg.get("torch_threads"):
-            torch.set_num_threads(int(cfg["torch_threads"]))
+        threads = args.threads or cfg.get("torch_threads")
+        if threads:
+            torch.set_num_threads(int(threads))
         model_cfg = model_config(cfg)
         manifest, _ = split_root(cfg["manifest"], "train")
         seed = int(cfg.get("seed", 0))

@@ -179,10 +179,12 @@ def run_training(task: Task, cfg: dict, out_dir: str | Path, dist_ctx: DistConte
     out = Path(out_dir)
     ctx = dist_ctx or init_distributed(cfg["device"])
     finished = out / RESULT_NAME
-    if finished.is_file():
+    if finished.is_file() and (out / METRICS_NAME).is_file():
         previous = read_json(finished)
         if previous.get("train_config") == _comparable(cfg):
             return previous  # a finished (or diverged) run: rerunning the command is a no-op
+    # Without metrics.jsonl (Snakemake deletes a rerun job's declared outputs) the loop restores the final
+    # checkpoint, trains no further step and writes the metrics again.
     seed_everything(int(cfg["seed"]))
     with StopRequest() as stop:
         loop = TrainingLoop(task, cfg, out, ctx, stop)
