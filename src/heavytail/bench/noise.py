@@ -20,11 +20,10 @@ import time
 
 import torch
 
+from heavytail.bench.common import pick_device, write_result
 from heavytail.config import load_job_config
-from heavytail.io import write_json
 from heavytail.noise.memory import parameter_bytes, peak_extra_bytes
 from heavytail.noise.sampler import sample_noise_norms
-from heavytail.provenance import git_commit, hardware, package_versions
 
 GOALS = {"time_ratio": 2.2, "memory_ratio": 3.0}
 WORKLOAD = {"vocab_size": 8000, "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
@@ -138,15 +137,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
     cfg = load_job_config(args.config) if args.config else {}
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("heavytail.bench.noise: --device cuda but no CUDA device is visible")
+    device = pick_device(args.device, args.threads, "noise")
     result = run(device, args.batches, args.rounds)
-    result.update(config=cfg, hardware=hardware(), versions=package_versions(), git_commit=git_commit())
-    write_json(args.out, result)
-    print(f"wrote {args.out}", flush=True)
+    write_result(args.out, result, cfg)
 
 
 if __name__ == "__main__":

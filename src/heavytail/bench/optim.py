@@ -18,10 +18,9 @@ import time
 
 import torch
 
+from heavytail.bench.common import pick_device, write_result
 from heavytail.config import load_job_config
-from heavytail.io import write_json
 from heavytail.optim import ACClip
-from heavytail.provenance import git_commit, hardware, package_versions
 
 ACCLIP_HPARAMS = {"lr": 1e-4, "betas": (0.9, 0.99), "eps": 1e-5, "weight_decay": 1e-5, "alpha": 1.0}
 ADAMW_HPARAMS = {"lr": 1e-4, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-5}
@@ -222,15 +221,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     cfg = load_job_config(args.config) if args.config else {}
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("heavytail.bench.optim: --device cuda but no CUDA device is visible")
+    device = pick_device(args.device, args.threads, "optim")
     result = run(device, args.steps, args.warmup)
-    result.update(config=cfg, hardware=hardware(), versions=package_versions(), git_commit=git_commit())
-    write_json(args.out, result)
-    print(f"wrote {args.out}", flush=True)
+    write_result(args.out, result, cfg)
 
 
 if __name__ == "__main__":

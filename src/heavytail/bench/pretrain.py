@@ -18,11 +18,10 @@ import time
 import numpy as np
 import torch
 
+from heavytail.bench.common import write_result
 from heavytail.config import load_job_config
 from heavytail.data.mlm import MaskingSpec, mask_tokens
-from heavytail.io import write_json
 from heavytail.models.bert import build_bert
-from heavytail.provenance import git_commit, hardware, package_versions
 
 # the probe: where the masked-only head was measured 3x faster than stock
 PROBE_SHAPE = {"arch": {"num_layers": 2, "hidden_size": 128, "num_attention_heads": 2, "intermediate_size": 512,
@@ -166,10 +165,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"tokens/s {scale}/{name}: {entry['tokens_per_s']:.0f} ({entry['step_s']:.3f} s/step, "
                   f"batch {batch})", flush=True)
     result["gpu_mfu"] = gpu_mfu()
-    result.update(config=cfg, threads=torch.get_num_threads(), hardware=hardware(), versions=package_versions(),
-                  git_commit=git_commit())
-    write_json(args.out, result)
-    print(f"wrote {args.out}", flush=True)
+    write_result(args.out, result, cfg)
 
 
 if __name__ == "__main__":

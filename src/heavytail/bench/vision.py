@@ -17,11 +17,10 @@ import time
 import torch
 import torch.nn.functional as F
 
+from heavytail.bench.common import write_result
 from heavytail.config import load_job_config
 from heavytail.data.image_batches import MemoryImages, load_split_tensors, memory_train_batches
-from heavytail.io import write_json
 from heavytail.models.vision import build_vision_model
-from heavytail.provenance import git_commit, hardware, package_versions
 
 GOALS = {"loader_share": 0.10}
 WORKLOAD = {"arch": "resnet_narrow", "width": 16, "stem_stride": 2, "batch_size": 128, "train_images": 10_000,
@@ -80,13 +79,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     result = summarise(time_steps(args.steps, args.warmup, args.manifest), WORKLOAD["batch_size"])
-    result.update(workload=WORKLOAD, threads=torch.get_num_threads(), steps=args.steps, goals=GOALS,
-                  data="real images" if args.manifest else "random uint8 tensors", config=cfg,
-                  hardware=hardware(), versions=package_versions(), git_commit=git_commit())
-    write_json(args.out, result)
+    result.update(workload=WORKLOAD, steps=args.steps, goals=GOALS,
+                  data="real images" if args.manifest else "random uint8 tensors")
     print(f"tiny resnet: {result['images_per_s']:.0f} images/s, step {result['step_ms']:.1f} ms, loader "
           f"{100 * result['loader_share']:.1f} % ({torch.get_num_threads()} threads)", flush=True)
-    print(f"wrote {args.out}", flush=True)
+    write_result(args.out, result, cfg)
 
 
 if __name__ == "__main__":
