@@ -77,9 +77,9 @@ rule pretrain_bert:
         **resources_for("train"),
     params:
         cfg=pretrain_job_config,
-        launcher=train_launcher(),
+        launcher=launcher_for("train"),
     shell:
-        "{params.launcher} -m heavytail.train.pretrain --config {params.cfg} --threads {threads}"
+        "{params.launcher} heavytail.train.pretrain --config {params.cfg} --threads {threads}"
         " --out $(dirname {output}) > {log} 2>&1"
 
 

@@ -14,12 +14,6 @@ def _alternation(names):
     return "|".join(re.escape(n) for n in names) or "(?!)"
 
 
-def train_launcher():
-    """`python`, or torchrun with one process per GPU when the train family asks for several."""
-    gpus = PRESET["resources"]["train"].get("gpus", 0)
-    return f"torchrun --standalone --nproc_per_node {gpus}" if gpus > 1 else "python"
-
-
 def tuned_choice_path(wildcards):
     if wildcards.optimizer not in PRETRAIN_TUNED:
         return []  # untuned labels (acclip_paper) train with their config values

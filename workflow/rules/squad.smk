@@ -29,9 +29,9 @@ rule finetune_squad:
         cfg=squad_job_config,
         out_dir="results/{scale}/squad/{model}/{optimizer}",
         cache_dir="results/{scale}/squad/features",
-        launcher=train_launcher(),
+        launcher=launcher_for("train"),
     shell:
-        "{params.launcher} -m heavytail.train.finetune_squad --config {params.cfg} --threads {threads}"
+        "{params.launcher} heavytail.train.finetune_squad --config {params.cfg} --threads {threads}"
         " --out {params.out_dir} --cache-dir {params.cache_dir} > {log} 2>&1"
 
 

@@ -33,9 +33,9 @@ rule train_vision:
     params:
         cfg=vision_job_config,
         out_dir="results/{scale}/vision/{model}/{optimizer}/seed{seed}",
-        launcher=VISION_LAUNCHER,
+        launcher=launcher_for("train"),
     shell:
-        "{params.launcher} -m heavytail.train.classify --config {params.cfg} --out {params.out_dir}"
+        "{params.launcher} heavytail.train.classify --config {params.cfg} --out {params.out_dir}"
         " --threads {threads} > {log} 2>&1"
 
 

@@ -4,13 +4,6 @@ register_artifact("fig1b", f"results/{SCALE}/figures/fig1b.png")
 register_artifact("fig8", f"results/{SCALE}/figures/fig8.png")
 
 VISION = PRESET.get("vision", {})
-# more than one GPU per job: data-parallel under torchrun (the engine splits each global batch over ranks)
-_VISION_GPUS = PRESET["resources"]["train"].get("gpus", 0)
-VISION_LAUNCHER = (
-    f"torchrun --standalone --nproc_per_node {_VISION_GPUS}"
-    if _VISION_GPUS > 1
-    else "python"
-)
 
 
 def vision_run_dir(model, optimizer, seed, scale=SCALE):
