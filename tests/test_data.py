@@ -332,21 +332,50 @@ def test_question_templates_known_answers():
     assert found["definition"].question == "What is a political philosophy that rejects rulers?"
     for q in found.values():
         assert paragraph[q.answer_start:q.answer_start + len(q.answer)] == q.answer
+    # short questions keep `side_words` words on each side of the wh-phrase, like SQuAD's ~10-word questions
+    short = {q.kind: q for q in paragraph_questions(paragraph, side_words=3)}
+    assert short["year"].question == "Word was in what year?"  # the year's sentence ends at the year
+    assert short["count"].question == "Its oil, about how many barrels a day?"
+    assert short["percent"].question == "The U.S. imports what percentage of its oil?"
+    assert "definition" not in short  # "What is a political" is under MIN_QUESTION_WORDS: too little to go on
+    assert all(short[kind].answer_start == found[kind].answer_start for kind in short)
 
 
-def test_generated_qa_is_squad_format_from_held_out_articles(built):
+def test_first_of_kind_baseline_knows_the_answer_type_not_the_answer():
+    from heavytail.data.qagen import asked_kind, first_of_kind
+
+    context = ("Rome was founded in 753 BC. In 1871 it became the capital, and in 1946 a republic. About 40% of "
+               "Italians lived in 3 regions. Rome is the capital of Italy.")
+    assert asked_kind("In 1871 it became what?") == "definition"
+    assert asked_kind("And in what year a republic?") == "year"
+    assert first_of_kind("And in what year a republic?", context) == "1871"  # the first year, not the right one
+    assert first_of_kind("About what percentage of Italians?", context) == "40%"
+    assert first_of_kind("Lived in how many regions?", context) == "3"
+    assert first_of_kind("What is the capital of Italy?", context) == "Rome"
+    assert first_of_kind("Which decade?", context) == ""  # no decade in the context
+
+
+@pytest.mark.parametrize("train_from", ["training_articles", "held_out"])
+def test_generated_qa_is_squad_format_with_dev_from_held_out_articles(built, train_from):
     from heavytail.data import qa
     from heavytail.data.corpus import load_corpus
 
-    out = built["tmp"] / "qa"
-    cfg = job_config(built["tmp"], qa={"source": "generated_wiki", "seed": 0, "dev_fraction": 0.3})
+    out = built["tmp"] / f"qa-{train_from}"
+    cfg = job_config(built["tmp"], qa={"source": "generated_wiki", "seed": 0, "dev_fraction": 0.3,
+                                       "train_from": train_from, "question_side_words": 4})
     qa.main(["--config", json.dumps(cfg), "--corpus", str(built["corpus"]), "--out", str(out)])
     stats = json.loads((out / "stats.json").read_text())
     assert stats["description"] == "QA generated from Wikipedia (not SQuAD)"
+    assert stats["source"]["train_from"] == train_from
     docs = {split: json.loads((out / f"{split}.json").read_text()) for split in ("train", "dev")}
     titles = {split: {a["title"] for a in doc["data"]} for split, doc in docs.items()}
+    corpus = load_corpus(built["corpus"])
+    held_out = set(corpus["validation"]["title"])
     assert not titles["train"] & titles["dev"]
-    assert titles["train"] | titles["dev"] == set(load_corpus(built["corpus"])["validation"]["title"])
+    if train_from == "held_out":
+        assert titles["train"] | titles["dev"] == held_out
+    else:  # dev is every held-out article: the encoder never saw its text in pretraining
+        assert titles["dev"] == held_out and titles["train"] <= set(corpus["train"]["title"])
     n_questions = 0
     for doc in docs.values():
         assert doc["version"] == "1.1"
@@ -356,7 +385,7 @@ def test_generated_qa_is_squad_format_from_held_out_articles(built):
                     answer = item["answers"][0]
                     start = answer["answer_start"]
                     assert paragraph["context"][start:start + len(answer["text"])] == answer["text"]
-                    assert item["question"].endswith("?")
+                    assert item["question"].endswith("?") and len(item["question"].split()) <= 4 + 3 + 4
                     n_questions += 1
     assert n_questions == stats["questions"] == stats["train"]["questions"] + stats["dev"]["questions"]
     assert n_questions >= 3 * 6  # each held-out article has at least six year/count/percent/definition spans

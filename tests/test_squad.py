@@ -16,6 +16,7 @@ from heavytail.data.squad import (
     FeatureSpec,
     doc_windows,
     featurize,
+    first_of_kind_baseline,
     first_year_baseline,
     is_max_context,
     postprocess_predictions,
@@ -145,6 +146,8 @@ def test_loader_reads_the_official_v1_1_layout_with_several_answers(tmp_path):
                     "5733be284776f4190066117f": ["Father Sorin"]}
     assert first_year_baseline(dataset) == {"5733be284776f41900661182": "1842", "5733be284776f4190066117f": "1842"}
     assert squad_v1(first_year_baseline(dataset), refs) == {"exact_match": 50.0, "f1": 50.0}
+    # "when" asks for a year; "who" is no template's question, so that baseline answers nothing
+    assert first_of_kind_baseline(dataset) == {"5733be284776f41900661182": "1842", "5733be284776f4190066117f": ""}
 
 
 def write_pretraining_run(root: Path, vocab_size: int) -> Path:
@@ -184,6 +187,7 @@ def test_finetune_runs_every_seed_through_the_engine(tokenizer, tmp_path):
         assert set(predictions) == set(dev["id"]) and scores["status"] == "ok" and scores["seed"] == seed
         assert {k: scores[k] for k in ("exact_match", "f1")} == squad_v1(predictions, references(dev))
         assert scores["baselines"]["first_year"]["exact_match"] > 0
+        assert set(scores["baselines"]) == {"first_year", "first_of_asked_type"}
         rows = read_jsonl(seed_dir / "metrics.jsonl")
         assert rows[-2]["split"] == "validation" and rows[-2]["exact_match"] == scores["exact_match"]
         assert read_json(seed_dir / "resolved_config.json")["seed"] == seed

@@ -11,7 +11,7 @@ import time
 import pytest
 import tomllib
 import yaml
-from conftest import REPO, VENV_BIN, run_snakemake, snakemake_env
+from conftest import REPO, VENV_BIN, edit_config, run_snakemake, snakemake_env
 
 from heavytail.report.artifacts import PAPER_ARTIFACTS
 
@@ -32,6 +32,28 @@ def test_dry_run_every_scale_is_fast_and_lists_every_stage(workdir, scale):
         if defined:
             assert defined & jobs, f"{scale}: no job of {stage_file.name} in the dry run: {sorted(jobs)}"
     assert not (workdir / "results").exists()
+
+
+def _commands_by_rule(workdir, *args) -> dict[str, list[str]]:
+    result = run_snakemake(workdir, "-n", "-p", "table3", "fig1b", *args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    commands: dict[str, list[str]] = {}
+    for line in result.stdout.splitlines():
+        match = re.search(r"python -m heavytail\.([\w.]+) ", line.strip())
+        if match:
+            commands.setdefault(match.group(1), []).append(line.strip())
+    return commands
+
+
+def test_a_qa_change_reruns_qa_and_squad_only(workdir):
+    """Jobs hold only the data sections they read: a new QA generator setting changes the QA and SQuAD job
+    commands (so Snakemake reruns them), and leaves the corpus, tokenizer, pretraining and vision ones alone."""
+    before = _commands_by_rule(workdir)
+    edit_config(workdir, lambda config: config["presets"]["tiny"]["data"]["qa"].update(question_side_words=6))
+    after = _commands_by_rule(workdir)
+    changed = {module for module in before if before[module] != after.get(module)}
+    assert changed == {"data.qa", "train.finetune_squad"}, changed
+    assert {"data.corpus", "data.tokenizer", "train.pretrain", "train.classify"} <= set(before)
 
 
 def test_lint_is_clean(workdir):

@@ -61,14 +61,34 @@ def get_final_output():
     return [ARTIFACTS[name] for name in sorted(ARTIFACTS)] + [f"reports/{SCALE}/index.html"]
 
 
-def job_config(stage, **extra):
-    """The resolved config of one job, shell-quoted: the stage's preset section plus scale, paths, data, extras.
+# The data sections (of the preset's `data`) each stage's jobs read. A job's config holds only these, so that
+# e.g. a change to the QA generator reruns QA and SQuAD, not the corpus, BERT pretraining or the vision runs.
+DATA_SECTIONS = {
+    "corpus": ("text",),
+    "tokenizer": ("text", "tokenizer"),
+    "images": ("images",),
+    "qa": ("text", "qa"),
+    "pretrain": ("text", "tokenizer"),
+    "squad": ("text", "tokenizer", "qa"),
+    "vision": ("images",),
+    "noise": ("text", "tokenizer", "images"),
+    "theory": (),
+    "bench": ("text", "tokenizer", "images"),
+    "report": ("text", "tokenizer", "images", "qa"),
+}
+
+
+def job_config(stage, data_sections=None, **extra):
+    """The resolved config of one job, shell-quoted: the stage's preset section plus scale, paths, the data
+    sections it reads (DATA_SECTIONS[data_sections or stage]) and extras.
 
     Passing it inline (rather than via a file written at parse time) makes Snakemake re-run a job whose
     config changed, and the entry point writes it beside its outputs.
     """
-    resolved = dict(PRESET.get(stage, {}))
-    resolved.update(scale=SCALE, paths=PRESET["paths"], data=PRESET["data"], stage=stage)
+    data = {key: PRESET["data"][key] for key in DATA_SECTIONS[data_sections or stage]}
+    # the data rules' own sections are `data` itself, already cut to what the rule reads
+    resolved = {} if stage == "data" else dict(PRESET.get(stage, {}))
+    resolved.update(scale=SCALE, paths=PRESET["paths"], data=data, stage=stage)
     resolved.update(extra)
     return shlex.quote(json.dumps(resolved, sort_keys=True))
 

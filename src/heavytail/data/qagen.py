@@ -53,8 +53,13 @@ def sentences(paragraph: str) -> Iterator[tuple[int, str]]:
         yield start, paragraph[start:].rstrip()
 
 
-def _as_question(sentence: str, start: int, end: int, phrase: str) -> str | None:
-    text = (sentence[:start] + phrase + sentence[end:]).strip().rstrip(".!?;:,").strip()
+def _as_question(sentence: str, start: int, end: int, phrase: str, side_words: int | None = None) -> str | None:
+    before, after = sentence[:start], sentence[end:]
+    if side_words is not None:
+        # SQuAD questions are short (median ~10 words): keep the words next to the gap, not the whole sentence
+        before = " ".join(before.split()[-side_words:]) + " " if side_words else ""
+        after = " " + " ".join(after.split()[:side_words]) if side_words else ""
+    text = (before + phrase + after).strip().rstrip(".!?;:,").strip()
     if len(text.split()) < MIN_QUESTION_WORDS:
         return None
     return text[0].upper() + text[1:] + "?"
@@ -83,7 +88,7 @@ def sentence_questions(sentence: str) -> Iterator[tuple[str, str, int, int, str]
         yield "definition", m.group(1), m.start(1), m.end(1), "what"
 
 
-def paragraph_questions(paragraph: str) -> list[Question]:
+def paragraph_questions(paragraph: str, side_words: int | None = None) -> list[Question]:
     """Every template question of one paragraph; answers are exact spans of the paragraph."""
     found: list[Question] = []
     seen: set[int] = set()
@@ -92,9 +97,38 @@ def paragraph_questions(paragraph: str) -> list[Question]:
             answer_start = offset + sentence.index(answer, start)
             if answer_start in seen or not _unique(sentence, answer):
                 continue
-            question = _as_question(sentence, start, end, phrase)
+            question = _as_question(sentence, start, end, phrase, side_words)
             if question is None:
                 continue
             seen.add(answer_start)
             found.append(Question(kind, question, answer, answer_start))
     return found
+
+
+# the wh-phrase each template puts in its question, most specific first ("what" alone is the definition one);
+# "when" is SQuAD's usual way to ask for a year
+ASKED_KIND = (("what year", "year"), ("which decade", "decade"), ("which century", "century"),
+              ("how many", "count"), ("what percentage", "percent"), ("when", "year"), ("what", "definition"))
+
+
+def asked_kind(question: str) -> str | None:
+    """The template kind a question asks for, from its wh-phrase; None when it has none of them."""
+    lowered = question.lower()
+    for phrase, kind in ASKED_KIND:
+        if re.search(rf"\b{phrase}\b", lowered):
+            return kind
+    return None
+
+
+def first_of_kind(question: str, context: str) -> str:
+    """Baseline answer: the context's first span of the kind the question asks for ("" if there is none).
+
+    Stronger than the first year: it knows the answer type, but not which of the candidates the question means.
+    """
+    kind = asked_kind(question)
+    for _, sentence in sentences(context):
+        for candidate_kind, answer, _, _, _ in sentence_questions(sentence):
+            if candidate_kind == kind:
+                return answer
+    return ""
+

@@ -181,6 +181,15 @@ def first_year_baseline(examples) -> dict[str, str]:
     return predictions
 
 
+def first_of_kind_baseline(examples) -> dict[str, str]:
+    """The answer-type baseline: the context's first span of the kind the question asks for (a year for "what
+    year", a percentage for "what percentage", ...), from the question generator's templates."""
+    from heavytail.data.qagen import first_of_kind
+
+    return {example_id: first_of_kind(question, context) for example_id, question, context
+            in zip(examples["id"], examples["question"], examples["context"], strict=True)}
+
+
 def references(examples) -> dict[str, list[str]]:
     """{example id: gold answer texts}, the references of `heavytail.metrics.squad_v1`."""
     return {example_id: list(answers["text"]) for example_id, answers in zip(examples["id"], examples["answers"],
