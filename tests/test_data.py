@@ -227,6 +227,7 @@ def test_wordpiece_tokenizer_round_trips_through_bert_tokenizer_fast(built):
     from transformers import BertTokenizerFast
 
     from heavytail.data import tokenizer
+    from heavytail.data.corpus import load_corpus
 
     out = built["tmp"] / "tokenizer"
     cfg = job_config(built["tmp"], tokenizer={"kind": "train_wordpiece", "vocab_size": 200})
@@ -236,6 +237,17 @@ def test_wordpiece_tokenizer_round_trips_through_bert_tokenizer_fast(built):
     assert len(loaded) == len(vocab_lines) == json.loads((out / "tokenizer_stats.json").read_text())["vocab_size"]
     assert vocab_lines[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     assert all(loaded.convert_tokens_to_ids(tok) == i for i, tok in enumerate(vocab_lines))
+    # the trainer numbers its alphabet in hash-map order, different on every run: the saved ids must not
+    # depend on it, or a rerun of the tokenizer rule would permute the ids pretrained checkpoints were trained on
+    from tokenizers.models import WordPiece
+
+    trained = tokenizer.train_wordpiece(load_corpus(built["corpus"])["train"], 200)
+    tokens = sorted(trained.get_vocab(), key=trained.get_vocab().get)
+    for order in (tokens, tokens[::-1]):
+        trained.model = WordPiece(vocab={t: i for i, t in enumerate(order)}, unk_token="[UNK]")
+        tokenizer.save_bert_tokenizer(trained, built["tmp"] / "renumbered")
+        saved = (built["tmp"] / "renumbered" / "vocab.txt").read_text().splitlines()
+        assert saved[:5] == vocab_lines[:5] and saved[5:] == sorted(set(tokens) - set(saved[:5]))
     tokens = loaded.tokenize("The Harbour of Exampleton doubled the trade.")
     assert "[UNK]" not in tokens and any(t.startswith("##") for t in tokens)  # real subwords, lowercased
     assert loaded.convert_tokens_to_string(tokens) == "the harbour of exampleton doubled the trade."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import torch
 
 from heavytail.data.mlm import prepare_mlm_data
 from heavytail.errors import ConfigError
-from heavytail.io import read_json, read_jsonl
+from heavytail.io import read_json, read_jsonl, write_json
 from heavytail.train.engine import EXIT_REQUEUE, run_training
 from heavytail.train.mlm_task import MLMPretrainTask, engine_config, load_mlm_data
 from heavytail.train.schedule import schedule_factor
@@ -184,6 +185,26 @@ def test_a_changed_config_starts_over_instead_of_resuming(job, tmp_path):
     fresh = train_in_process(job, tmp_path / "fresh", steps=12, checkpoint_every=5, seed=1)
     assert (out / "stale-checkpoint.pt").is_file()
     assert changed["final_validation"] == fresh["final_validation"]
+
+
+def test_a_finished_run_trains_again_when_its_data_or_architecture_change(job, tmp_path):
+    """Snakemake reruns pretraining when its inputs change (e.g. a retrained tokenizer renumbers the ids); a
+    finished run with the same recipe but other data or another architecture must not be reused."""
+    out = tmp_path / "run"
+    first = train_in_process(job, out, steps=6, checkpoint_every=3)
+    assert train_in_process(job, out, steps=6, checkpoint_every=3) == first  # same inputs: reused as is
+    moved = tmp_path / "mlm_other"
+    shutil.copytree(job["mlm_data"], moved)
+    meta = read_json(moved / "meta.json")
+    meta["content_sha256"] = "0" * 16  # stands for data rebuilt with other token ids
+    write_json(moved / "meta.json", meta)
+    again = train_in_process({**job, "mlm_data": str(moved)}, out, steps=6, checkpoint_every=3)
+    assert again["train_config"]["task"]["data"] != first["train_config"]["task"]["data"]
+    assert (out / "stale-checkpoint.pt").is_file()  # trained from step 0, the old checkpoint kept aside
+    wider = {**job, "models": {"bert_L1": {**job["models"]["bert_L1"], "hidden_size": 48}}}
+    train_in_process(wider, out, steps=6, checkpoint_every=3)
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["model"][
+        "bert.embeddings.word_embeddings.weight"].shape[1] == 48
 
 
 def test_bad_batch_split_names_the_key(job, tmp_path):

@@ -1,5 +1,6 @@
 # SQuAD v1.1 fine-tuning (Table 3): each model size, Adam vs ACClip, 5 seeds, official EM/F1.
-# At tiny scale the QA data is generated from held-out Wikipedia (not SQuAD); Table 3 says so in its rows.
+# At tiny scale the QA data is generated from Wikipedia (not SQuAD); Table 3 says so in its rows, beside two
+# trivial baselines (the first year, the first span of the asked type).
 #
 #   snakemake table3                      # fine-tune every (model, optimizer, seed) and write the table
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from heavytail.errors import ConfigError
-from heavytail.io import read_json, write_json
+from heavytail.io import content_digest, read_json, write_json
 
 MAP_BATCH_ARTICLES = 1000
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -134,6 +134,8 @@ def prepare_mlm_data(corpus_dir: str | Path, tokenizer_dir: str | Path, out_dir:
     train_ids = np.asarray(load_split(out, "train", preload=True)["input_ids"])
     counts = np.bincount(train_ids.ravel(), minlength=meta["vocab_size"])
     np.save(out / "unigram_counts.npy", counts)
+    # what the training runs compare before reusing a checkpoint: hashed once here, not at every job start
+    meta["content_sha256"] = content_digest(*(out / f"{split}.arrow" for split in ("train", "validation")))
     write_json(out / META_NAME, meta)
     return meta
 

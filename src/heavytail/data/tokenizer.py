@@ -62,7 +62,13 @@ def save_bert_tokenizer(tok, out: Path, model_max_length: int = 512):
     """Save a trained WordPiece `tokenizers.Tokenizer` as a BertTokenizerFast folder, vocab.txt included."""
     from transformers import BertTokenizerFast
 
-    vocab = tok.get_vocab()
+    # The trainer numbers its initial alphabet in hash-map order, which differs from run to run (measured: 177
+    # of 2048 ids moved between two trainings on the same corpus). A retrained tokenizer would then silently
+    # permute the ids a pretrained checkpoint was trained with. WordPiece tokenises by longest match over the
+    # vocabulary *set*, so fixed ids (special tokens first, then the rest sorted) change no tokenisation.
+    trained = tok.get_vocab()
+    ordered = list(SPECIAL_TOKENS) + sorted(set(trained) - set(SPECIAL_TOKENS))
+    vocab = {token: i for i, token in enumerate(ordered)}
     # transformers 5.x ignores vocab_file=: pass the vocabulary itself; BertTokenizerFast rebuilds the same
     # pipeline around it (BertNormalizer, BertPreTokenizer, WordPiece, [CLS] $A [SEP]), checked below
     bert = BertTokenizerFast(vocab=vocab, do_lower_case=True, strip_accents=True,
@@ -73,7 +79,6 @@ def save_bert_tokenizer(tok, out: Path, model_max_length: int = 512):
     # transformers 5 keeps special tokens in tokenizer_config.json; older readers look for this file
     write_json(out / "special_tokens_map.json", {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
                                                  "cls_token": "[CLS]", "mask_token": "[MASK]"})
-    ordered = sorted(vocab, key=vocab.__getitem__)
     (out / "vocab.txt").write_text("".join(token + "\n" for token in ordered), encoding="utf-8")
     return bert
 

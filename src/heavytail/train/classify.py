@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from heavytail.errors import ConfigError
-from heavytail.io import read_json
+from heavytail.io import content_digest, read_json
 
 MODEL_KEYS = ("arch", "width", "stem_stride", "width_fraction", "hidden", "pool_size")
 
@@ -116,6 +116,8 @@ def engine_config(cfg: dict, model_cfg: dict, manifest: dict, setting: dict, see
         "precision": cfg.get("precision", "auto"), "micro_batch_size": model_cfg.get("micro_batch_size"),
         "vision": {"model": spec, "image_size": input_size(model_cfg, manifest), "mean": manifest["mean"],
                    "std": manifest["std"], "steps_per_epoch": per_epoch},
+        # the images' identity: a rebuilt image folder makes the engine train again rather than reuse the run
+        "task": {"manifest": content_digest(cfg["manifest"]) if cfg.get("manifest") else None},
     }
 
 

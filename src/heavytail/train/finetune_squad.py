@@ -20,7 +20,7 @@ from pathlib import Path
 
 from heavytail.config import load_job_config
 from heavytail.errors import ConfigError
-from heavytail.io import read_json, write_json
+from heavytail.io import content_digest, read_json, write_json
 from heavytail.provenance import record_run
 
 REQUIRED = ("model", "optimizer", "optimizers", "init_from", "tokenizer", "qa_dir", "epochs", "train")
@@ -52,11 +52,23 @@ def engine_config(cfg: dict, seed: int, train_windows: int) -> dict:
     for key in ("log_every", "eval_every", "checkpoint_every"):
         train[key] = max(1, min(int(train.get(key) or steps), steps))
     train.setdefault("eval_at_start", False)
-    train["task"] = {key: cfg.get(key) for key in TASK_KEYS}
+    train["task"] = {key: cfg.get(key) for key in TASK_KEYS} | {"inputs": input_digests(cfg)}
     label = cfg["optimizer"]
     train.update(seed=seed, optimizer=cfg["optimizers"][label],
                  grad_clip_norm=(cfg.get("grad_clip_norm") or {}).get(label))
     return train
+
+
+def input_digests(cfg: dict) -> dict:
+    """The content of what a run reads, so that a changed input (a retrained tokenizer, new QA data, a
+    retrained encoder) makes the engine train again instead of reusing a finished run of the same paths."""
+    qa_dir, init = Path(cfg["qa_dir"]), Path(cfg["init_from"])
+    tokenizer = Path(cfg["tokenizer"]) / "vocab.txt"
+    pretraining_result = (init.parent if init.name == "checkpoint.pt" else init) / "result.json"
+    return {"qa": content_digest(qa_dir / "train.json", qa_dir / "dev.json"),
+            "tokenizer": content_digest(tokenizer) if tokenizer.is_file() else None,
+            # our pretraining runs: their result (final metrics, recipe); a Hugging Face name stands for itself
+            "init": content_digest(pretraining_result) if pretraining_result.is_file() else None}
 
 
 def prepare_data(cfg: dict, cache_dir: str | None, ctx):

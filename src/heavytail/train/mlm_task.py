@@ -18,7 +18,7 @@ from heavytail.data.mlm import (
     unigram_loss,
 )
 from heavytail.errors import ConfigError
-from heavytail.io import read_json
+from heavytail.io import content_digest, read_json
 from heavytail.models.bert import build_bert
 
 PRELOAD_MAX_TOKENS = 200_000_000  # below this the training split is read into memory once
@@ -157,5 +157,20 @@ def engine_config(cfg: dict, optimizer_setting: dict, seed: int, steps: int | No
     label = cfg.get("optimizer")
     clip = (cfg.get("grad_clip_norm") or {}).get(label)
     snapshots = sorted({int(round(f * train["steps"])) for f in cfg.get("snapshot_fractions") or []})
-    train.update(seed=seed, optimizer=optimizer_setting, grad_clip_norm=clip, snapshot_steps=snapshots)
+    train.update(seed=seed, optimizer=optimizer_setting, grad_clip_norm=clip, snapshot_steps=snapshots,
+                 task=task_identity(cfg))
     return train
+
+
+def task_identity(cfg: dict) -> dict:
+    """What the engine cannot see but that changes the run: the architecture, the masking and the data's
+    content. A finished run or checkpoint with another identity is not reused (Snakemake reruns the job when
+    e.g. a retrained tokenizer changes the data; the engine must then train again, not resume)."""
+    meta_path = Path(cfg["mlm_data"]) / "meta.json"
+    meta = read_json(meta_path) if meta_path.is_file() else {}
+    data = meta.get("content_sha256") or (content_digest(meta_path) if meta else None)
+    return {"model": cfg["models"][cfg["model"]],
+            "variant": cfg.get("variant", "attention"), "nsp": bool(cfg.get("nsp", False)),
+            "max_seq_length": cfg.get("max_seq_length"), "mask_probability": cfg.get("mask_probability"),
+            "max_predictions_per_seq": cfg.get("max_predictions_per_seq"),
+            "validation_sequences": cfg.get("validation_sequences"), "data": data}

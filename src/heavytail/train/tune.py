@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             task = MLMPretrainTask(data, cfg["models"][model], nsp=bool(cfg.get("nsp", False)),
                                    variant=cfg.get("variant", "attention"), seed=seed,
                                    eval_batch_size=int(cfg.get("eval_batch_size", 128)), export_hf=False)
-            train_cfg = engine_config(cfg, setting, seed, steps=steps)
+            train_cfg = engine_config({**cfg, "model": model}, setting, seed, steps=steps)
             with record_run(point_dir, {**train_cfg, "model": model, "optimizer_label": label}) as point_run:
                 result = run_training(task, train_cfg, point_dir)
                 point_run.update(status=result["status"], diverged_at_step=result["diverged_at_step"])
