@@ -163,3 +163,32 @@ def test_unigram_loss_known_answers():
     skewed = np.zeros(4)
     skewed[0] = 96  # add-one smoothing: p(0) = 97/100, p(other) = 1/100
     assert unigram_loss(skewed, np.array([[0, 1]]), np.array([[1.0, 0.0]])) == pytest.approx(-math.log(0.97))
+
+
+def test_context_free_floor_known_answers_and_a_model_that_reaches_it():
+    from heavytail.data.mlm import context_free_loss
+
+    mask = 3
+    uniform = np.full(4, 7)  # u = 1/4 for each of V = 4 tokens
+    validation = {"input_ids": np.array([[mask, 1, 2]]), "masked_positions": np.array([[0, 1, 2]]),
+                  "masked_labels": np.array([[0, 1, 0]]), "masked_weights": np.ones((1, 3))}
+    # [MASK]: u(y) = 1/4; kept token: (1/4 + 1/16) / (1/4 + 1/4) = 5/8; swapped token: (1/16) / (1/2) = 1/8
+    expected = -(math.log(1 / 4) + math.log(5 / 8) + math.log(1 / 8)) / 3
+    assert context_free_loss(uniform, validation, mask) == pytest.approx(expected)
+    # the floor is what a model seeing only the masked position's token can reach under Devlin masking:
+    # estimate it from many masked draws of real-looking frequencies, and compare
+    counts = np.array([0, 0, 0, 0, 0, 400, 200, 100, 50, 25, 13, 7, 3, 2])
+    spec = MaskingSpec(vocab_size=len(counts), mask_id=4, special_ids=(0, 1, 2, 3, 4), mask_probability=0.5,
+                       max_predictions=8)
+    rng = np.random.default_rng(0)
+    ids = 5 + rng.choice(len(counts) - 5, p=counts[5:] / counts[5:].sum(), size=(4000, 16))
+    ids[:, 0], ids[:, -1] = 2, 3  # [CLS] ... [SEP]
+    masked = mask_tokens(ids, spec, rng)
+    floor = context_free_loss(counts, masked, spec.mask_id)
+    assert floor < unigram_loss(counts, masked["masked_labels"], masked["masked_weights"]) - 0.05
+    inputs = np.take_along_axis(masked["input_ids"], masked["masked_positions"], axis=1)
+    joint = np.zeros((len(counts), len(counts)))  # empirical p(label | input token), the best such model
+    np.add.at(joint, (inputs.ravel(), masked["masked_labels"].ravel()), masked["masked_weights"].ravel())
+    p_label = joint[inputs, masked["masked_labels"]] / joint.sum(1)[inputs]
+    empirical = -(np.log(p_label) * masked["masked_weights"]).sum() / masked["masked_weights"].sum()
+    assert floor == pytest.approx(empirical, abs=0.03)

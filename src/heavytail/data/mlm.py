@@ -1,4 +1,5 @@
-"""Masked-LM data: the corpus tokenised and packed into fixed-length sequences, Devlin masking, unigram floor.
+"""Masked-LM data: the corpus tokenised and packed into fixed-length sequences, Devlin masking, unigram and
+context-free floors.
 
 `prepare_mlm_data` turns the corpus DatasetDict (one row per article: id, title, text) into packed sequences
 with `datasets.map` (the arrow files it writes are the cache and the output). Without NSP, articles are joined
@@ -242,6 +243,26 @@ def unigram_loss(train_counts: np.ndarray, labels: np.ndarray, weights: np.ndarr
     """Validation MLM loss (nats) of predicting every masked token by its training frequency (add-one smoothed)."""
     probs = (train_counts.astype(np.float64) + 1.0) / (train_counts.sum() + len(train_counts))
     nll = -np.log(probs[labels])
+    return float((nll * weights).sum() / weights.sum())
+
+
+def context_free_loss(train_counts: np.ndarray, validation: dict, mask_id: int) -> float:
+    """Validation MLM loss (nats) of the best predictor that sees only the token *at* each masked position.
+
+    Devlin masking leaves 10 % of the predicted tokens unchanged and swaps 10 % for a uniform random token,
+    so a model that ignores every neighbour already beats the unigram floor: it copies a visible token with
+    the posterior probability that it was kept. With unigram u and vocabulary size V, an input [MASK] gives
+    p(y) = u(y); an input token x gives p(y | x) = (u(x) [y = x] + u(y) / V) / (u(x) + 1 / V). A model below
+    this floor uses context; one at it has learned only word frequencies.
+    """
+    u = (train_counts.astype(np.float64) + 1.0) / (train_counts.sum() + len(train_counts))
+    vocab = len(u)
+    labels, weights = validation["masked_labels"], validation["masked_weights"]
+    inputs = np.take_along_axis(validation["input_ids"], validation["masked_positions"], axis=1)
+    kept_or_random = inputs != mask_id
+    x = np.where(kept_or_random, inputs, 0)
+    p_visible = (u[x] * (labels == x) + u[labels] / vocab) / (u[x] + 1.0 / vocab)
+    nll = -np.log(np.where(kept_or_random, p_visible, u[labels]))
     return float((nll * weights).sum() / weights.sum())
 
 

@@ -11,6 +11,7 @@ import torch
 from heavytail.data.mlm import (
     MaskingSpec,
     MLMBatches,
+    context_free_loss,
     fixed_validation,
     load_meta,
     load_split,
@@ -25,7 +26,7 @@ PRELOAD_MAX_TOKENS = 200_000_000  # below this the training split is read into m
 
 
 class MLMData:
-    """Packed splits, masking spec, fixed validation set and unigram floor of one prepared data folder."""
+    """Packed splits, masking spec, fixed validation set and the two floors (unigram, context-free)."""
 
     def __init__(self, data_dir: str | Path, mask_probability: float = 0.15, max_predictions: int = 20,
                  validation_sequences: int | None = None):
@@ -37,6 +38,7 @@ class MLMData:
         self.validation = fixed_validation(load_split(self.dir, "validation"), self.spec, validation_sequences)
         counts = np.load(self.dir / "unigram_counts.npy")
         self.unigram_loss = unigram_loss(counts, self.validation["masked_labels"], self.validation["masked_weights"])
+        self.context_free_loss = context_free_loss(counts, self.validation, self.spec.mask_id)
 
     @property
     def vocab_size(self) -> int:
@@ -112,7 +114,7 @@ class MLMPretrainTask:
             totals["rows"] += n
         metrics = {"mlm_loss": totals["mlm_nll"] / totals["mlm_count"],
                    "mlm_accuracy": totals["mlm_correct"] / totals["mlm_count"],
-                   "unigram_loss": self.data.unigram_loss}
+                   "unigram_loss": self.data.unigram_loss, "context_free_loss": self.data.context_free_loss}
         if self.nsp:
             metrics["nsp_loss"] = totals["nsp_nll"] / totals["rows"]
             metrics["nsp_accuracy"] = totals["nsp_correct"] / totals["rows"]

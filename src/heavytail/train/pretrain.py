@@ -73,11 +73,13 @@ def main(argv: list[str] | None = None) -> int:
                                variant=cfg.get("variant", "attention"), seed=seed,
                                eval_batch_size=int(cfg.get("eval_batch_size", 128)))
         if ctx.is_main:
-            print(f"unigram baseline (validation MLM loss of training frequencies): {data.unigram_loss:.4f}",
+            print(f"unigram baseline (validation MLM loss of training frequencies): {data.unigram_loss:.4f}; "
+                  f"context-free floor (sees only the token at the masked position): {data.context_free_loss:.4f}",
                   flush=True)
         result = run_training(task, engine_config(cfg, cfg["optimizer_setting"], seed), args.out, ctx)
         run.update(status=result["status"], diverged_at_step=result["diverged_at_step"],
-                   unigram_loss=data.unigram_loss, final_validation=result["final_validation"])
+                   unigram_loss=data.unigram_loss, context_free_loss=data.context_free_loss,
+                   final_validation=result["final_validation"])
     shutdown_distributed()
     return 0
 

@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{results[-1]['validation_mlm_loss']:.4f}", flush=True)
         best = choose(results)
         grid = {"optimizer": label, "model": model, "steps": steps, "seed": seed,
-                "unigram_loss": data.unigram_loss, "points": results}
+                "unigram_loss": data.unigram_loss, "context_free_loss": data.context_free_loss, "points": results}
         write_json(out / "grid.json", _finite(grid))
         write_json(out / "choice.json", _finite({"optimizer": label, **best}))
         run.update(choice=best["hparams"], selected_by=best["selected_by"])
