@@ -241,3 +241,22 @@ def test_budget_table_totals_each_scale(tmp_path):
         total = part[part["target"] == "total"]["gpu_hours"].item()
         assert total == pytest.approx(part[part["target"] != "total"]["gpu_hours"].sum(), rel=1e-5)
     assert table[table["scale"] == "paper"]["gpu_hours"].max() > table[table["scale"] == "small"]["gpu_hours"].max()
+
+
+def test_learning_checks_compare_against_the_trivial_predictors():
+    from heavytail.report.sections import learning_checks
+
+    table2 = pd.DataFrame({"model": ["bert_L1", "bert_L2"], "optimizer": ["adam", "adam"],
+                           "val_loss": [5.88, 5.87], "context_free_loss": [5.85, 5.85]})
+    table3 = pd.DataFrame({"method": ["baseline: first year", "baseline: first of asked type", "adam", "acclip"],
+                           "model": ["bert_L2"] * 4, "runs": [None, None, 5, 5],
+                           "exact_match_mean": [30.2, 55.6, 34.7, 32.2]})
+    pretraining, squad = learning_checks({"table2": table2, "table3": table3})
+    assert not pretraining["learned"] and "-0.020 nats" in pretraining["text"] and "word frequencies" in pretraining["text"]
+    assert not squad["learned"] and "first of asked type, at 55.6 EM: -20.9 EM" in squad["text"]
+    table2["val_loss"] = [4.9, 5.1]
+    table3["exact_match_mean"] = [30.2, 55.6, 71.0, 69.0]
+    pretraining, squad = learning_checks({"table2": table2, "table3": table3})
+    assert pretraining["learned"] and "+0.950 nats" in pretraining["text"] and "(bert_L1, adam)" in pretraining["text"]
+    assert squad["learned"] and "+15.4 EM" in squad["text"]
+    assert learning_checks({}) == []

@@ -100,6 +100,7 @@ def render(cfg: dict, out_path: Path, results_dir: Path | None = None, tables_di
         artifacts=artifacts,
         comparisons={c["artifact"]: c for c in comparisons},
         diverged=sections.diverged_runs(runs),
+        learning=sections.learning_checks(tables),
         runs_html=sections.frame_html(runs, ["stage", "model", "optimizer", "seed", "status", "diverged_at_step",
                                              "final_val_loss", "final_mlm_accuracy", "final_exact_match",
                                              "final_f1", "final_top1", "wall_time_s", "peak_rss_mb"]),

@@ -90,6 +90,41 @@ def paper_comparison(spec: dict, runs: pd.DataFrame) -> dict:
             "rows": rows, "note": note}
 
 
+def learning_checks(tables: dict[str, pd.DataFrame]) -> list[dict]:
+    """Did the models learn more than a trivial predictor? One line per stage that has one, from its table:
+    pretraining against the context-free MLM floor (Table 2), SQuAD against its strongest trivial baseline
+    (Table 3). A verdict resting on models that learned nothing says little about the optimizers."""
+    checks = []
+    table2 = tables.get("table2", pd.DataFrame())
+    if not table2.empty and {"val_loss", "context_free_loss"} <= set(table2.columns):
+        finished = table2.dropna(subset=["val_loss", "context_free_loss"])
+        if len(finished):
+            best = finished.loc[finished["val_loss"].idxmin()]
+            margin = float(best["context_free_loss"] - best["val_loss"])
+            checks.append({
+                "stage": "BERT pretraining (Table 2)", "learned": margin > 0.05,
+                "text": f"best final validation MLM loss {best['val_loss']:.3f} ({best['model']}, {best['optimizer']}) "
+                        f"against the context-free floor {best['context_free_loss']:.3f} (the masked position's own "
+                        f"token, which Devlin masking leaves visible 20 % of the time): {margin:+.3f} nats from "
+                        f"context" + ("" if margin > 0.05 else "; these models learned word frequencies only")})
+    table3 = tables.get("table3", pd.DataFrame())
+    if not table3.empty and "method" in table3.columns:
+        is_baseline = table3["method"].astype(str).str.startswith("baseline:")
+        ours = table3[~is_baseline & table3["runs"].notna()].dropna(subset=["exact_match_mean"])
+        baselines = table3[is_baseline].dropna(subset=["exact_match_mean"])
+        if len(ours) and len(baselines):
+            best = ours.loc[ours["exact_match_mean"].idxmax()]
+            strongest = baselines.loc[baselines["exact_match_mean"].idxmax()]
+            margin = float(best["exact_match_mean"] - strongest["exact_match_mean"])
+            checks.append({
+                "stage": "SQuAD fine-tuning (Table 3)", "learned": margin > 0,
+                "text": f"best mean EM {best['exact_match_mean']:.1f} ({best['model']}, {best['method']}) against "
+                        f"the strongest trivial baseline, {strongest['method'].removeprefix('baseline: ')}, at "
+                        f"{strongest['exact_match_mean']:.1f} EM: {margin:+.1f} EM"
+                        + ("" if margin > 0 else "; the fine-tuned models do not read beyond the answer type")})
+    return checks
+
+
 def diverged_runs(runs: pd.DataFrame) -> list[dict]:
     if runs.empty or "status" not in runs.columns:
         return []
