@@ -61,8 +61,9 @@ def get_final_output():
     return [ARTIFACTS[name] for name in sorted(ARTIFACTS)] + [f"reports/{SCALE}/index.html"]
 
 
-# The data sections (of the preset's `data`) each stage's jobs read. A job's config holds only these, so that
-# e.g. a change to the QA generator reruns QA and SQuAD, not the corpus, BERT pretraining or the vision runs.
+# The data sections (of the preset's `data`) each stage's jobs read; the data rules are stages of their own
+# (corpus, tokenizer, images, qa). A job's config holds only these, so that e.g. a change to the QA generator
+# reruns QA and SQuAD, not the corpus, BERT pretraining or the vision runs.
 DATA_SECTIONS = {
     "corpus": ("text",),
     "tokenizer": ("text", "tokenizer"),
@@ -78,16 +79,15 @@ DATA_SECTIONS = {
 }
 
 
-def job_config(stage, data_sections=None, **extra):
-    """The resolved config of one job, shell-quoted: the stage's preset section plus scale, paths, the data
-    sections it reads (DATA_SECTIONS[data_sections or stage]) and extras.
+def job_config(stage, **extra):
+    """The resolved config of one job, shell-quoted: the stage's preset section (if it has one) plus scale,
+    paths, the data sections it reads (DATA_SECTIONS[stage]) and extras.
 
     Passing it inline (rather than via a file written at parse time) makes Snakemake re-run a job whose
     config changed, and the entry point writes it beside its outputs.
     """
-    data = {key: PRESET["data"][key] for key in DATA_SECTIONS[data_sections or stage]}
-    # the data rules' own sections are `data` itself, already cut to what the rule reads
-    resolved = {} if stage == "data" else dict(PRESET.get(stage, {}))
+    resolved = dict(PRESET.get(stage, {}))
+    data = {key: PRESET["data"][key] for key in DATA_SECTIONS[stage]}
     resolved.update(scale=SCALE, paths=PRESET["paths"], data=data, stage=stage)
     resolved.update(extra)
     return shlex.quote(json.dumps(resolved, sort_keys=True))

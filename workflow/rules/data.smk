@@ -13,7 +13,7 @@ rule prepare_corpus:
         "benchmarks/{scale}/data/prepare_corpus.tsv"
     params:
         # threads: worker processes for cleaning Wikipedia + BookCorpus at small/paper scale
-        cfg=job_config("data", data_sections="corpus", threads=threads_for("data")),
+        cfg=job_config("corpus", threads=threads_for("data")),
     threads: threads_for("data")
     resources:
         **resources_for("data"),
@@ -33,7 +33,7 @@ rule train_tokenizer:
     benchmark:
         "benchmarks/{scale}/data/train_tokenizer.tsv"
     params:
-        cfg=job_config("data", data_sections="tokenizer"),
+        cfg=job_config("tokenizer"),
     threads: threads_for("data")
     resources:
         **resources_for("data"),
@@ -51,7 +51,7 @@ rule prepare_images:
     benchmark:
         "benchmarks/{scale}/data/prepare_images.tsv"
     params:
-        cfg=job_config("data", data_sections="images"),
+        cfg=job_config("images"),
     threads: threads_for("data")
     resources:
         **resources_for("data"),
@@ -71,7 +71,7 @@ rule generate_qa:
     benchmark:
         "benchmarks/{scale}/data/generate_qa.tsv"
     params:
-        cfg=job_config("data", data_sections="qa"),
+        cfg=job_config("qa"),
     threads: threads_for("data")
     resources:
         **resources_for("data"),
