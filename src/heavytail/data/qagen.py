@@ -57,8 +57,9 @@ def _as_question(sentence: str, start: int, end: int, phrase: str, side_words: i
     before, after = sentence[:start], sentence[end:]
     if side_words is not None:
         # SQuAD questions are short (median ~10 words): keep the words next to the gap, not the whole sentence
-        before = " ".join(before.split()[-side_words:]) + " " if side_words else ""
-        after = " " + " ".join(after.split()[:side_words]) if side_words else ""
+        before_words = before.split()
+        before = " ".join(before_words[len(before_words) - min(side_words, len(before_words)):]) + " "
+        after = " " + " ".join(after.split()[:side_words])
     text = (before + phrase + after).strip().rstrip(".!?;:,").strip()
     if len(text.split()) < MIN_QUESTION_WORDS:
         return None
