@@ -44,15 +44,16 @@ def check_config(cfg: dict) -> dict[int, str]:
     return {int(cfg.get("seed", 0)): ""}
 
 
-def engine_config(cfg: dict, seed: int, train_windows: int) -> dict:
-    """Engine config of one run: `epochs` over the training windows, the optimizer, the recipe's clipping."""
+def engine_config(cfg: dict, seed: int, train_windows: int, inputs: dict) -> dict:
+    """Engine config of one run: `epochs` over the training windows, the optimizer, the recipe's clipping, and
+    `inputs` (`input_digests(cfg)`, the same for every seed of a job)."""
     train = dict(cfg["train"])
     steps = max(1, math.ceil(cfg["epochs"] * train_windows / train["batch_size"]))
     train["steps"] = steps
     for key in ("log_every", "eval_every", "checkpoint_every"):
         train[key] = max(1, min(int(train.get(key) or steps), steps))
     train.setdefault("eval_at_start", False)
-    train["task"] = {key: cfg.get(key) for key in TASK_KEYS} | {"inputs": input_digests(cfg)}
+    train["task"] = {key: cfg.get(key) for key in TASK_KEYS} | {"inputs": inputs}
     label = cfg["optimizer"]
     train.update(seed=seed, optimizer=cfg["optimizers"][label],
                  grad_clip_norm=(cfg.get("grad_clip_norm") or {}).get(label))
@@ -157,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     if ctx.is_main:
         print("resolved config: " + json.dumps(cfg, sort_keys=True), flush=True)
     dev_examples, train_features, dev_features, description = prepare_data(cfg, args.cache_dir, ctx)
+    inputs = input_digests(cfg)
     # two trivial baselines: the first year of the context, and the first span of the asked type (knows the
     # answer type but not which candidate the question means): a model that learned to read beats both
     first_year = squad_v1(first_year_baseline(dev_examples), references(dev_examples))
@@ -178,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                              eval_batch_size=int(cfg.get("eval_batch_size", 64)),
                              n_best_size=int(cfg.get("n_best_size", 20)),
                              max_answer_length=int(cfg.get("max_answer_length", 30)))
-            result = run_training(task, engine_config(cfg, seed, task.train_windows), run_dir, ctx)
+            result = run_training(task, engine_config(cfg, seed, task.train_windows, inputs), run_dir, ctx)
             if ctx.is_main:
                 scores = write_outputs(run_dir, task, result, baselines, {**meta, "seed": seed})
                 print(f"seed {seed} {result['status']}: EM {scores['exact_match']} F1 {scores['f1']} "
