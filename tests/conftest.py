@@ -47,3 +47,11 @@ def edit_config(workdir: Path, edit) -> None:
     config = yaml.safe_load(path.read_text())
     edit(config)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def tiny_job(stage: str, overrides: dict | None = None, **extra) -> dict:
+    """The job config the pipeline would give a `stage` job at tiny scale, with `overrides` merged in."""
+    from heavytail.config import deep_merge, load_config
+    from heavytail.plan.jobs import job_config
+
+    return deep_merge(job_config(load_config(REPO / "config.yaml"), stage, **extra), overrides or {})

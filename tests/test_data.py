@@ -18,9 +18,9 @@ from xml.sax.saxutils import escape  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from heavytail.config import load_config, preset  # noqa: E402
+from heavytail.config import load_config  # noqa: E402
 from heavytail.errors import ConfigError  # noqa: E402
-from heavytail.inputs import check_inputs  # noqa: E402
+from heavytail.preflight import preflight  # noqa: E402
 
 N_ARTICLES = 8
 
@@ -95,8 +95,8 @@ def write_fashion_mnist(folder: Path, n_train: int = 40, n_test: int = 20) -> di
 
 
 def job_config(tmp_path: Path, **data_overrides) -> dict:
-    """The tiny preset's data job config, with paths inside tmp_path and `data` sections overridden."""
-    resolved = preset(load_config())
+    """The tiny experiment's data job config, with paths inside tmp_path and `data` sections overridden."""
+    resolved = load_config()
     cfg = {"scale": "tiny", "stage": "data", "paths": {"hf_home": str(tmp_path / "hf_home"),
                                                       "imagenet_dir": str(tmp_path / "imagenet")},
            "data": copy.deepcopy(resolved["data"])}
@@ -157,8 +157,8 @@ def test_truncated_or_corrupt_dump_rejected_before_any_output(built, tmp_path):
         with pytest.raises(ConfigError, match="data.text.wiki_dump") as err:
             corpus.main(["--config", json.dumps(cfg), "--out", str(tmp_path / "out" / "corpus")])
         assert "\n" not in str(err.value)
-        with pytest.raises(ConfigError, match="truncated|corrupt"):
-            check_inputs(cfg)  # the Snakefile's parse-time check
+        problems, _ = preflight(cfg, {"text"})  # the Snakefile's parse-time check
+        assert len(problems) == 1 and ("truncated" in problems[0] or "corrupt" in problems[0])
     assert not (tmp_path / "out").exists()
 
 
@@ -300,8 +300,8 @@ def test_image_folder_and_fashion_mnist_errors(tmp_path):
     cfg = job_config(tmp_path, images={"source": "fashion_mnist", "fashion_mnist_dir": str(tmp_path / "fmnist")})
     with pytest.raises(ConfigError, match="dataset-fashion-mnist"):
         images.main(["--config", json.dumps(cfg), "--out", str(tmp_path / "out" / "images" / "manifest.json")])
-    with pytest.raises(ConfigError, match="fashion_mnist_dir"):
-        check_inputs(cfg)
+    problems, _ = preflight(cfg, {"images"})
+    assert len(problems) == 1 and "fashion_mnist_dir" in problems[0]
     assert not (tmp_path / "out").exists()
 
 
@@ -433,29 +433,3 @@ def test_squad_json_loader_and_squad_v1_from_files(tmp_path):
     with pytest.raises(ConfigError, match="is not SQuAD v1.1 JSON"):
         qa.main(["--config", json.dumps(cfg), "--out", str(tmp_path / "qa2")])
     assert not (tmp_path / "qa2").exists()
-
-
-# --------------------------------------------------------------------------- the DAG rejects bad data input
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("override, message", [
-    (['presets={{"tiny": {{"data": {{"text": {{"wiki_dump": "{truncated}"}}}}}}}}'], "data.text.wiki_dump: corpus file"),
-    (["scale=paper", 'paths={{"imagenet_dir": "{missing}"}}'], "paths.imagenet_dir: image folder"),
-], ids=["truncated-corpus", "missing-imagenet"])
-def test_snakemake_rejects_bad_data_input_before_any_job(built, tmp_path, override, message):
-    import subprocess
-    import sys
-
-    truncated = tmp_path / "truncated.xml.bz2"
-    truncated.write_bytes(built["dump"].read_bytes()[:500])
-    args = [arg.format(truncated=truncated, missing=tmp_path / "no_imagenet") for arg in override]
-    snakemake = Path(sys.executable).parent / "snakemake"
-    cmd = [str(snakemake), "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile",
-           str(REPO / "config.yaml"), "--cores", "1", "results/tiny/data/corpus", "--config", *args]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert result.returncode != 0
-    lines = [line for line in result.stderr.splitlines() if line.startswith("heavytail:")]
-    assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]
-    assert not (tmp_path / "results").exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_job
 
 from heavytail.errors import ConfigError
 from heavytail.io import read_json, write_json
@@ -18,8 +19,10 @@ from heavytail.train.checkpoint import save_checkpoint, seed_everything
 
 torch.set_num_threads(1)
 
-SETTINGS = {"seed": 99, "n_mean": 4, "n_samples": 24, "n_boot": 20, "progress_every": 0, "batch_sizes": [8],
-            "per_coordinate": {"coordinates_per_group": 40, "max_samples": 5000}}
+# a measurement job's noise section (as the plan builds it: without the figures' settings and the runs)
+SETTINGS = {k: v for k, v in tiny_job("noise", {
+    "seed": 99, "n_mean": 4, "n_samples": 24, "n_boot": 20, "progress_every": 0, "batch_sizes": [8],
+    "per_coordinate": {"coordinates_per_group": 40, "max_samples": 5000}}).items() if k not in ("runs", "figures")}
 WORDS = "the a cat dog river city king queen house garden sees finds likes builds red quiet ancient .".split()
 
 
@@ -42,12 +45,13 @@ def bert_job(tmp_path_factory) -> dict:
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(WORDS))]
     BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(str(root / "tokenizer"))
     prepare_mlm_data(root / "corpus", root / "tokenizer", root / "mlm", max_seq_length=16)
-    return {"stage": "pretrain", "max_seq_length": 16, "max_predictions_per_seq": 3, "nsp": False,
-            "validation_sequences": 8, "mlm_data": str(root / "mlm"), "model": "bert_tiny", "optimizer": "adam",
-            "seed": 0, "data": {"text": {"source": "gensim_wiki"}},
-            "models": {"bert_tiny": {"num_layers": 1, "hidden_size": 16, "num_attention_heads": 2,
-                                     "intermediate_size": 32, "dropout": 0.0}},
-            "optimizers": {"adam": {"name": "adamw", "lr": 1e-3}}, "train": {"steps": 10, "batch_size": 8}}
+    job = tiny_job("pretrain", {"max_seq_length": 16, "max_predictions_per_seq": 3, "nsp": False,
+                                "validation_sequences": 8, "train": {"steps": 10, "batch_size": 8}},
+                   mlm_data=str(root / "mlm"), model="bert_tiny", optimizer="adam", seed=0)
+    job["models"] = {"bert_tiny": {"num_layers": 1, "hidden_size": 16, "num_attention_heads": 2,
+                                   "intermediate_size": 32, "dropout": 0.0, "initializer_range": 0.02}}
+    job["optimizers"] = {"adam": {"name": "adamw", "lr": 1e-3}}
+    return job
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +72,12 @@ def vision_job(tmp_path_factory) -> dict:
         "root": ".", "splits": {"train": "train", "val": "val"}, "classes": classes,
         "counts": {"train": dict.fromkeys(classes, 12), "val": dict.fromkeys(classes, 2)},
         "image_size": [28, 28], "channels": 1, "mean": [0.3], "std": [0.3]})
-    return {"stage": "vision", "manifest": str(root / "manifest.json"), "model": "resnet", "optimizer": "sgdm",
-            "seed": 0, "loader": "memory", "crop_padding": 2, "data": {"images": {"source": "fashion_mnist"}},
-            "models": {"resnet": {"arch": "resnet_narrow", "width": 4, "stem_stride": 2, "batch_size": 8,
-                                  "optimizers": ["sgdm"], "epochs": 1}},
-            "optimizers": {"sgdm": {"name": "sgdm", "lr": 0.1}}}
+    job = tiny_job("vision", {"crop_padding": 2}, manifest=str(root / "manifest.json"), model="resnet",
+                   optimizer="sgdm", seed=0)
+    job["models"] = {"resnet": {**job["models"]["resnet"], "width": 4, "batch_size": 8, "epochs": 1,
+                                "optimizers": ["sgdm"], "eval_every": None}}
+    job["optimizers"] = {"sgdm": {"name": "sgdm", "lr": 0.1}}
+    return job
 
 
 def measure_at_init(job: dict, out: Path, *extra: str) -> dict:

@@ -233,7 +233,7 @@ def test_budget_arithmetic_uses_preset_sizes_and_measured_mfu():
 
 def test_budget_table_totals_each_scale(tmp_path):
     out = tmp_path / "budget.csv"
-    budget.main(["--config", json.dumps({"scale": "tiny", "budget_presets": {"small": {}, "paper": {}}}),
+    budget.main(["--config", json.dumps({"scale": "tiny", "budget_experiments": {"small": {}, "paper": {}}}),
                  "--bench-dir", str(tmp_path / "none"), "--out", str(out)])
     table = pd.read_csv(out)
     for scale in ("small", "paper"):

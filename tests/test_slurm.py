@@ -20,40 +20,49 @@ import yaml
 from conftest import REPO, VENV_BIN, snakemake_env
 from slurm.single_node import SingleNodeSlurm, unavailable_reason
 
+from heavytail.config import load_config
+
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
 LINK_PROFILE = REPO / "workflow" / "scripts" / "link_profile.sh"
 # CPU-only rules that read results and draw or render: they run on the submit host, never in the queue
 LOCAL_RULES = ("aggregate_results", "estimate_budget", "render_report", "plot_table1", "plot_fig1b", "plot_fig8")
 
-# Training asks the fake node for a GPU (it trains on CPU: the node's GPUs are /dev/null); the cancelled job
-# asks for 2, so it runs under torchrun
-CI_TRAIN_RESOURCES = {"cpus": 1, "mem_mb": 3000, "runtime": 10, "gpus": 1}
-DDP_TRAIN_RESOURCES = {"cpus": 2, "mem_mb": 4000, "runtime": 10, "gpus": 2}
-# The CI-sized DAG: the tiny preset with fewer seeds and steps, so each job is mostly Snakemake start-up
+# The CI-sized DAG: the tiny experiment with fewer seeds and steps, so each job is mostly Snakemake start-up
 SHRUNKEN_TINY = {
-    "presets": {
-        "tiny": {
-            "resources": {"train": CI_TRAIN_RESOURCES},
-            "data": {"images": {"train_per_class": 30, "val_per_class": 10}},
-            "theory": {
-                "bootstrap_samples": 50,
-                "rates": {"seeds": 40, "steps": 400, "record_points": 12, "fit_min_step": 40},
-                "lower_bound": {"seeds": 200, "horizons": [64, 128, 256]},
-                "appendix_a": {"seeds": 1000, "steps": 300},
-                "dimension_sweep": {"dims": [1, 4, 16], "seeds": 40, "steps": 300},
-                "nonconvex": {"seeds": 40, "horizons": [100, 300, 1000]},
-                "adam_grid": {"points": 11},
-            },
-            # a few steps per run: enough to start the engine, train, evaluate and checkpoint inside SLURM
-            "pretrain": {
-                "seeds": [0],
-                "train": {"steps": 20, "log_every": 5, "eval_every": 10, "checkpoint_every": 10},
-                "tune": {"steps": 10, "lr_grid": {"sgdm": [0.3], "adam": [3.0e-3]}},
-            },
-            "vision": {"models": {"resnet": {"epochs": 1, "eval_every": 2}, "alexnet": {"steps": 4, "eval_every": 2}}},
-        }
-    }
+    "data": {"images": {"train_per_class": 30, "val_per_class": 10}},
+    "theory": {
+        "bootstrap_samples": 50,
+        "rates": {"seeds": 40, "steps": 400, "record_points": 12, "fit_min_step": 40},
+        "lower_bound": {"seeds": 200, "horizons": [64, 128, 256]},
+        "appendix_a": {"seeds": 1000, "steps": 300},
+        "dimension_sweep": {"dims": [1, 4, 16], "seeds": 40, "steps": 300},
+        "nonconvex": {"seeds": 40, "horizons": [100, 300, 1000]},
+        "adam_grid": {"points": 11},
+    },
+    # a few steps per run: enough to start the engine, train, evaluate and checkpoint inside SLURM
+    "pretrain": {
+        "seeds": [0],
+        "train": {"steps": 20, "log_every": 5, "eval_every": 10, "checkpoint_every": 10},
+        "tune": {"steps": 10, "lr_grid": {"sgdm": [0.3], "adam": [3.0e-3]}},
+    },
+    "vision": {"models": {"resnet": {"epochs": 1, "eval_every": 2}, "alexnet": {"steps": 4, "eval_every": 2}}},
 }
+# The rules the CI slice sends to SLURM, sized for the 2-core box behind the fake node: one thread, 3 GB each.
+# Training asks for GPUs (it trains on CPU: the node's GPUs are /dev/null); the cancelled job asks for 2, so it
+# runs under torchrun. The command line replaces the profile's per-rule values for these rules only.
+SLURM_RULES = ("prepare_corpus", "train_tokenizer", "run_theory", "prepare_mlm_data", "tune_pretrain",
+               "pretrain_bert")
+
+
+def ci_resources(train_gpus: int = 1) -> tuple[str, ...]:
+    gpu = {"tune_pretrain": 1, "pretrain_bert": train_gpus}
+    resources = [f"{rule}:cpus_per_task={max(1, gpu.get(rule, 0))}" for rule in SLURM_RULES]
+    resources += [f"{rule}:mem_mb=3000" for rule in SLURM_RULES] + [f"{rule}:runtime=10" for rule in SLURM_RULES]
+    resources += [f"{rule}:gpu={n}" for rule, n in gpu.items()] + [f"{rule}:nodes=1" for rule in gpu]
+    threads = [f"{rule}=1" for rule in SLURM_RULES]
+    return ("--set-resources", *resources, "--set-threads", *threads)
+
+
 # Through SLURM every job pays for two Snakemake start-ups and status polling, so the CI-sized run is a slice of
 # reproduce_all that keeps every kind of job: data preparation, a CPU-only compute job (theory), training on the
 # train family's (fake) GPUs (tuning and pretraining), and local plotting rules
@@ -71,6 +80,7 @@ def profile_snakemake(workdir: Path, *args: str, limit_s: int, cwd: Path = REPO,
 
 
 def write_shrunken_config(workdir: Path, extra: dict | None = None) -> Path:
+    """config.yaml and the CI overrides (the shrunken experiment plus `extra`) in `workdir`."""
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     overrides = _deep_merge(SHRUNKEN_TINY, extra or {})
@@ -141,7 +151,6 @@ def test_paper_dry_run_through_the_profile_by_name(tmp_path):
     assert "Using profile slurm" in result.stdout + result.stderr
     jobs = dry_run_jobs(result.stdout)
     assert jobs, result.stdout[-2000:]
-    paper = yaml.safe_load((REPO / "config.yaml").read_text())["presets"]["paper"]["resources"]
     for job in jobs:
         res = job["resources"]
         assert res.get("slurm_partition") == "gpu-a100", job
@@ -154,17 +163,19 @@ def test_paper_dry_run_through_the_profile_by_name(tmp_path):
             assert res.get("nodes") == "1", f"{job['rule']}: {gpus} GPUs must sit on one node for torchrun"
             launcher = f"torchrun --standalone --nproc_per_node {gpus} -m" if gpus > 1 else "python -m"
             assert job["shell"].startswith(launcher), job
+    set_resources = profile_settings()["set-resources"]
     for job in jobs:
         if job["rule"] in TRAINING_RULES:
-            assert int(job["resources"]["gpu"]) == paper["train"]["gpus"], job
-            assert int(job["resources"]["runtime"]) == paper["train"]["runtime"], job
+            # 8 GPUs of one node (HEAVYTAIL_SLURM_GPUS unset), 4 CPUs and 32 GB each, the profile's time limit
+            assert int(job["resources"]["gpu"]) == 8 and int(job["resources"]["cpus_per_task"]) == 32, job
+            assert int(job["resources"]["runtime"]) == set_resources[job["rule"]]["runtime"], job
     check_every_paper_experiment_is_queued(jobs)
     check_budget_fits_the_allocation(jobs)
 
 
 def check_every_paper_experiment_is_queued(jobs: list[dict]) -> None:
     """BERT at 6/12/24 layers x optimizers x seeds, SQuAD x 5 seeds, ResNet50 + AlexNet, noise: each as a GPU job."""
-    paper = yaml.safe_load((REPO / "config.yaml").read_text())["presets"]["paper"]
+    paper = load_config(REPO / "config.yaml", {"scale": "paper"})
     by_rule: dict[str, list[dict]] = {}
     for job in jobs:
         by_rule.setdefault(job["rule"], []).append(job)
@@ -184,7 +195,7 @@ def check_every_paper_experiment_is_queued(jobs: list[dict]) -> None:
         assert {j["wildcards"]["model"] for j in by_rule["train_vision"]} >= {"resnet", "alexnet"}
     noise = [j for j in jobs if j["rule"].startswith("measure_noise")]
     if (REPO / "workflow" / "rules" / "noise.smk").exists():
-        assert noise and all(int(j["resources"].get("gpu", 0)) == paper["resources"]["noise"]["gpus"] for j in noise)
+        assert noise and all(int(j["resources"].get("gpu", 0)) == 1 for j in noise)
 
 
 # budget target (heavytail.report.budget) -> the rule whose jobs run it
@@ -195,12 +206,10 @@ TRAINING_RULES = ("pretrain_bert", "finetune_squad", "train_vision")
 
 def check_budget_fits_the_allocation(jobs: list[dict]) -> None:
     """The budget's paper GPU-hours per experiment fit in what its jobs may use: GPUs x time limit x attempts."""
-    from heavytail.config import load_config
     from heavytail.report.budget import budget_table
 
     assert any(job["rule"] == "estimate_budget" for job in jobs), "reproduce_all does not estimate the budget"
-    config = load_config(REPO / "config.yaml")
-    table = budget_table({"paper": config["presets"]["paper"]}, pd.DataFrame())
+    table = budget_table({"paper": load_config(REPO / "config.yaml", {"scale": "paper"})}, pd.DataFrame())
     total = float(table.loc[table["target"] == "total", "gpu_hours"].iloc[0])
     assert 0 < total < float("inf")
     attempts = 1 + int(profile_settings()["retries"])
@@ -213,7 +222,7 @@ def check_budget_fits_the_allocation(jobs: list[dict]) -> None:
         allowed = sum(int(j["resources"].get("gpu", 0)) * int(j["resources"]["runtime"]) / 60 for j in rule_jobs)
         assert allowed * attempts >= needed, (
             f"{rule}: the budget needs {needed:.0f} GPU-hours but its {len(rule_jobs)} jobs may use at most "
-            f"{allowed * attempts:.0f} ({attempts} attempts); raise resources.train.runtime or the retries")
+            f"{allowed * attempts:.0f} ({attempts} attempts); raise the profile's runtime or the retries")
         allocation[rule] = (needed, allowed)
     print(f"paper budget: {total:.0f} GPU-hours in all; per rule (needed, requested per attempt): {allocation}")
 
@@ -278,7 +287,7 @@ def ci_workdir(tmp_path_factory) -> Path:
 def test_ci_dag_runs_through_the_profile_on_real_slurm(slurm_cluster, ci_workdir):
     start = time.perf_counter()
     result = profile_snakemake(ci_workdir, *CI_TARGETS, "--profile", str(PROFILE), *ci_config(ci_workdir),
-                               *FAST_POLLING, limit_s=420)
+                               *FAST_POLLING, *ci_resources(), limit_s=420)
     elapsed = time.perf_counter() - start
     log = result.stdout + result.stderr
     (ci_workdir / "ci_dag.log").write_text(log)
@@ -306,19 +315,18 @@ RESUMED = re.compile(r"^resuming at step (\d+)/(\d+)", flags=re.M)
 def test_cancelled_training_job_is_resubmitted_and_resumes_from_its_checkpoint(slurm_cluster, ci_workdir):
     if not PRETRAIN_SMK.exists():
         pytest.skip("workflow/rules/pretrain.smk (rule pretrain_bert) is not in the repo yet: nothing trains")
-    write_shrunken_config(ci_workdir, {"presets": {"tiny": {
-        "resources": {"train": DDP_TRAIN_RESOURCES},
-        "pretrain": {"train": {"steps": 60, "log_every": 5, "eval_every": 30, "checkpoint_every": 5}}}}})
+    write_shrunken_config(ci_workdir, {
+        "pretrain": {"train": {"steps": 60, "log_every": 5, "eval_every": 30, "checkpoint_every": 5}}})
     # an untuned optimizer on the smallest model: nothing but the prepared data comes before it
     targets = ["results/tiny/pretrain/bert_L1/acclip_paper/seed0/metrics.jsonl"]
     # the data prepared by the CI-DAG test stays valid although the preset's step counts changed
     reuse = ("--rerun-triggers", "mtime", "input")
-    job = first_job_of(ci_workdir, "pretrain_bert", *targets, *reuse)
+    job = first_job_of(ci_workdir, "pretrain_bert", *targets, *reuse, "--profile", str(PROFILE), *ci_resources(2))
     assert job["shell"].startswith("torchrun --standalone --nproc_per_node 2 -m"), job["shell"]
     run_dir = ci_workdir / Path(targets[0]).parent
     cmd = ["timeout", "-s", "INT", "400", str(VENV_BIN / "snakemake"), "-s", str(REPO / "Snakefile"),
            "-d", str(ci_workdir), *targets, "--profile", str(PROFILE), *ci_config(ci_workdir), *FAST_POLLING,
-           *reuse]
+           *reuse, *ci_resources(2)]
     log_path = ci_workdir / "cancel_resume.log"
     with open(log_path, "w") as log_file:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT, env=snakemake_env())
@@ -335,9 +343,8 @@ def test_cancelled_training_job_is_resubmitted_and_resumes_from_its_checkpoint(s
                 proc.wait(timeout=60)
     log = log_path.read_text()
     assert proc.returncode == 0, log[-6000:]
-    # the job asked SLURM for what config.yaml gives the train family at this scale
-    gpus = DDP_TRAIN_RESOURCES["gpus"]
-    assert re.search(rf"gres/gpu[:=]{gpus}\b|gpu:{gpus}\b", scontrol), scontrol
+    # the job asked SLURM for the GPUs it was given
+    assert re.search(r"gres/gpu[:=]2\b|gpu:2\b", scontrol), scontrol
     ids = submitted_jobs(log)["pretrain_bert"]
     states = slurm_states()
     assert len(ids) == 2 and states[ids[0]] == "CANCELLED" and states[ids[1]] == "COMPLETED", (ids, states)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import tiny_job
 
 from heavytail.data.qa import load_squad_json
 from heavytail.data.squad import (
@@ -173,11 +174,12 @@ def test_finetune_runs_every_seed_through_the_engine(tokenizer, tmp_path):
     write_squad(qa / "dev.json", squad_rows(2, 3, seed=4))
     write_json(qa / "stats.json", {"description": "template questions (test)"})
     run = write_pretraining_run(tmp_path, len(tokenizer.get_vocab()))
-    cfg = {"model": "bert_L1", "optimizer": "adam", "seeds": [0, 1], "init_from": str(run),
-           "tokenizer": str(tmp_path / "tokenizer"), "qa_dir": str(qa), "epochs": 2, "torch_threads": 1,
-           "max_seq_length": 48, "doc_stride": 16, "max_query_length": 16,
-           "optimizers": {"adam": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.01}},
-           "grad_clip_norm": {"adam": 1.0}, "train": {"batch_size": 8, "log_every": 2}}
+    cfg = tiny_job("squad", {"epochs": 2, "max_seq_length": 48, "doc_stride": 16, "max_query_length": 16,
+                             "train": {"batch_size": 8, "log_every": 2}},
+                   model="bert_L1", optimizer="adam", seeds=[0, 1], init_from=str(run),
+                   tokenizer=str(tmp_path / "tokenizer"), qa_dir=str(qa))
+    cfg["optimizers"] = {"adam": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.01}}
+    cfg["grad_clip_norm"] = {"adam": 1.0}
     out = tmp_path / "squad"
     assert finetune_squad.main(["--config", json.dumps(cfg), "--out", str(out)]) == 0
     dev = load_squad_json(qa / "dev.json")
@@ -205,8 +207,8 @@ def test_finetune_runs_every_seed_through_the_engine(tokenizer, tmp_path):
 def test_finetune_rejects_an_unknown_optimizer_label(capsys):
     from heavytail.train import finetune_squad
 
-    cfg = {"model": "m", "optimizer": "sgd", "optimizers": {"adam": {"name": "adam", "lr": 1e-3}},
-           "init_from": "x", "tokenizer": "t", "qa_dir": "q", "epochs": 1, "train": {"batch_size": 1}}
+    cfg = tiny_job("squad", model="m", optimizer="sgd", init_from="x", tokenizer="t", qa_dir="q")
+    cfg["optimizers"] = {"adam": {"name": "adam", "lr": 1e-3}}
     assert finetune_squad.main(["--config", json.dumps(cfg), "--out", "unused"]) == 2
     assert capsys.readouterr().err.strip() == "heavytail: squad.optimizers has no entry 'sgd' (entries: adam)"
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import tiny_job
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from heavytail.config import resolve_job_config
 from heavytail.errors import ConfigError
 from heavytail.theory import adam_clipping, experiments
 from heavytail.theory.methods import (
@@ -28,7 +31,11 @@ from heavytail.theory.noise import (
     stable_abs_moment,
     two_point_for_horizon,
 )
-from heavytail.theory.run import main, resolve_theory_config
+from heavytail.theory.run import main
+
+
+def resolve_theory_config(overrides: dict) -> dict:
+    return resolve_job_config(tiny_job("theory", overrides), "theory")
 
 # --- noise samplers: known moments --------------------------------------------------------------------------
 
@@ -195,21 +202,20 @@ def test_adam_clipping_worst_case_is_one_quarter():
 
 
 def test_resolve_config_fills_defaults_and_rejects_unknown_keys():
-    cfg = resolve_theory_config({"scale": "tiny", "stage": "theory", "rates": {"seeds": 8}})
+    cfg = resolve_theory_config({"rates": {"seeds": 8}})
     assert cfg["rates"]["seeds"] == 8 and cfg["rates"]["steps"] == 3000 and cfg["alphas"] == [1.2, 1.5, 2.0]
     with pytest.raises(ConfigError, match="rates.stepz"):
         resolve_theory_config({"rates": {"stepz": 10}})
 
 
 def test_entry_point_writes_table_and_data(tmp_path):
-    cfg = ('{"scale": "tiny", "alphas": [1.5, 2.0], "symmetric_noises": ["pareto"], "bootstrap_samples": 10,'
-           ' "threshold_readings": ["proof"],'
-           ' "rates": {"dim": 2, "seeds": 20, "steps": 200, "record_points": 8, "fit_min_step": 10},'
-           ' "lower_bound": {"seeds": 20, "horizons": [16, 32, 64]},'
-           ' "appendix_a": {"seeds": 200, "steps": 100}, "dimension_sweep": {"dims": [1, 2, 4], "seeds": 10,'
-           ' "steps": 100}, "nonconvex": {"dim": 2, "seeds": 10, "horizons": [20, 40, 80]},'
-           ' "adam_grid": {"points": 5}}')
-    main(["--config", cfg, "--out", str(tmp_path)])
+    cfg = tiny_job("theory", {
+        "alphas": [1.5, 2.0], "symmetric_noises": ["pareto"], "bootstrap_samples": 10, "threshold_readings": ["proof"],
+        "rates": {"dim": 2, "seeds": 20, "steps": 200, "record_points": 8, "fit_min_step": 10},
+        "lower_bound": {"seeds": 20, "horizons": [16, 32, 64]}, "appendix_a": {"seeds": 200, "steps": 100},
+        "dimension_sweep": {"dims": [1, 2, 4], "seeds": 10, "steps": 100},
+        "nonconvex": {"dim": 2, "seeds": 10, "horizons": [20, 40, 80]}, "adam_grid": {"points": 5}})
+    main(["--config", json.dumps(cfg), "--out", str(tmp_path)])
     table = pd.read_csv(tmp_path / "table1.csv")
     assert {"method", "noise", "alpha", "measured_slope", "slope_lo", "slope_hi", "theory_slope", "agrees",
             "notes"} <= set(table.columns)

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_job
 
 from heavytail.data.mlm import prepare_mlm_data
 from heavytail.errors import ConfigError
 from heavytail.io import read_json, read_jsonl, write_json
 from heavytail.train.engine import EXIT_REQUEUE, run_training
-from heavytail.train.mlm_task import MLMPretrainTask, engine_config, load_mlm_data
+from heavytail.train.mlm_task import MLMPretrainTask, load_mlm_data, train_config
 from heavytail.train.schedule import schedule_factor
 
 torch.set_num_threads(1)
@@ -56,23 +57,24 @@ def job(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("mlm")
     write_corpus_and_tokenizer(root)
     prepare_mlm_data(root / "corpus", root / "tokenizer", root / "mlm", max_seq_length=32)
-    return {
+    job = tiny_job("pretrain", {
         "max_seq_length": 32, "max_predictions_per_seq": 5, "nsp": False, "validation_sequences": 32,
-        "mlm_data": str(root / "mlm"), "torch_threads": 1, "model": "bert_L1", "optimizer": "adam", "seed": 0,
-        "models": {"bert_L1": {"num_layers": 1, "hidden_size": 32, "num_attention_heads": 2,
-                               "intermediate_size": 64, "dropout": 0.0}},
-        "optimizers": {"adam": {"name": "adamw", "lr": 3e-3, "weight_decay": 0.01},
-                       "sgd_huge": {"name": "sgd", "lr": 1e6}},
-        "grad_clip_norm": {},
         "train": {"steps": 40, "batch_size": 16, "log_every": 5, "eval_every": 10, "checkpoint_every": 10,
                   "schedule": {"warmup_fraction": 0.1}},
-    }
+    }, mlm_data=str(root / "mlm"), model="bert_L1", optimizer="adam", seed=0)
+    # maps keyed by label are replaced whole, as a scale file does
+    job["models"] = {"bert_L1": {"num_layers": 1, "hidden_size": 32, "num_attention_heads": 2,
+                                 "intermediate_size": 64, "dropout": 0.0, "initializer_range": 0.02}}
+    job["optimizers"] = {"adam": {"name": "adamw", "lr": 3e-3, "weight_decay": 0.01},
+                         "sgd_huge": {"name": "sgd", "lr": 1e6}}
+    job["grad_clip_norm"] = {}
+    return job
 
 
 def train_in_process(job: dict, out: Path, **train_overrides) -> dict:
     data = load_mlm_data(job)
     task = MLMPretrainTask(data, job["models"][job["model"]], seed=job["seed"])
-    cfg = engine_config(job, job["optimizers"][job["optimizer"]], job["seed"])
+    cfg = train_config(job, job["optimizers"][job["optimizer"]], job["seed"])
     cfg.update(train_overrides)
     return run_training(task, cfg, out)
 
@@ -227,7 +229,7 @@ def test_nsp_data_pairs_and_training_report_nsp_metrics(job, tmp_path):
     nsp_job = {**job, "nsp": True, "mlm_data": str(tmp_path / "nsp")}
     data = load_mlm_data(nsp_job)
     task = MLMPretrainTask(data, job["models"]["bert_L1"], nsp=True, export_hf=False)
-    cfg = engine_config(nsp_job, job["optimizers"]["adam"], 0, steps=4)
+    cfg = train_config(nsp_job, job["optimizers"]["adam"], 0, steps=4)
     result = run_training(task, cfg, tmp_path / "run")
     final = result["final_validation"]
     assert result["status"] == "ok" and 0 <= final["nsp_accuracy"] <= 1

@@ -8,16 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 from PIL import Image
 
-from heavytail.config import validate_config
+from heavytail.config import load_config
 from heavytail.data.image_batches import MemoryImages, load_split_tensors, step_indices
 from heavytail.errors import ConfigError
 from heavytail.io import read_jsonl
 from heavytail.models.vision import build_vision_model
 from heavytail.report.figures.vision import accuracy_table
-from heavytail.train.classify import build_task, engine_config, input_size, model_from_snapshot
+from heavytail.train.classify import build_task, input_size, model_from_snapshot, train_config
 from heavytail.train.engine import run_training
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,8 +85,16 @@ def test_light_augmentation_pads_crops_and_flips_reproducibly():
 
 
 def vision_cfg(manifest: Path) -> dict:
+    """A vision job config as an entry point resolves it (schema defaults filled)."""
+    from heavytail.config import resolve_job_config
+    from heavytail.train.classify import JOB_KEYS
+
+    return resolve_job_config(_vision_job(manifest), "vision", JOB_KEYS)
+
+
+def _vision_job(manifest: Path) -> dict:
     return {"manifest": str(manifest), "model": "resnet", "optimizer": "sgdm", "seed": 0, "loader": "memory",
-            "crop_padding": 2, "eval_batch_size": 7, "log_every": 2, "device": "cpu",
+            "crop_padding": 2, "eval_batch_size": 7, "log_every": 2, "device": "cpu", "seeds": [0],
             "optimizers": {"sgdm": {"name": "sgdm", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4}},
             "models": {"resnet": {"arch": "resnet_narrow", "width": 4, "stem_stride": 1, "batch_size": 6,
                                   "optimizers": ["sgdm"], "steps": 6, "eval_every": 3, "checkpoint_every": 2,
@@ -114,7 +121,7 @@ class CrashAt:
 def run(manifest: Path, out: Path, crash_step: int | None = None) -> dict:
     cfg = vision_cfg(manifest)
     model_cfg = cfg["models"]["resnet"]
-    train_cfg = engine_config(cfg, model_cfg, json.loads(manifest.read_text()), cfg["optimizers"]["sgdm"], 0)
+    train_cfg = train_config(cfg, model_cfg, json.loads(manifest.read_text()), cfg["optimizers"]["sgdm"], 0)
     task = build_task(cfg, train_cfg)
     return run_training(task if crash_step is None else CrashAt(task, crash_step), train_cfg, out)
 
@@ -169,15 +176,14 @@ def test_bad_arch_and_too_small_alexnet_input_are_config_errors():
 
 
 def test_tiny_preset_resolves_to_the_documented_recipe():
-    config = validate_config(yaml.safe_load((REPO / "config.yaml").read_text()))
-    cfg = config["presets"]["tiny"]["vision"]
+    cfg = load_config(REPO / "config.yaml")["vision"]
     manifest = {"counts": {"train": {str(c): 1000 for c in range(10)}}, "classes": list(range(10)),
                 "channels": 1, "image_size": [28, 28], "mean": [0.28], "std": [0.35]}
-    train = engine_config(cfg, cfg["models"]["resnet"], manifest, cfg["optimizers"]["sgdm"], 0)
+    train = train_config(cfg, cfg["models"]["resnet"], manifest, cfg["optimizers"]["sgdm"], 0)
     assert train["steps"] == 3 * (10_000 // 128) and train["snapshot_steps"] == [0, 23, 117, 234]
-    alexnet = engine_config(cfg, cfg["models"]["alexnet"], manifest, cfg["optimizers"]["sgdm"], 0)
+    alexnet = train_config(cfg, cfg["models"]["alexnet"], manifest, cfg["optimizers"]["sgdm"], 0)
     assert alexnet["vision"]["image_size"] == 64 and alexnet["snapshot_steps"] == [0, 200]
-    paper = config["presets"]["paper"]["vision"]
+    paper = load_config(REPO / "config.yaml", {"scale": "paper"})["vision"]
     assert paper["optimizers"]["sgdm"]["lr"] == 0.1 * paper["models"]["resnet"]["batch_size"] / 256
 
 

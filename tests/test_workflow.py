@@ -3,31 +3,26 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 import tomllib
 import yaml
-from conftest import REPO, VENV_BIN, edit_config, run_snakemake, snakemake_env
+from conftest import REPO, run_snakemake
 
 from heavytail.report.artifacts import PAPER_ARTIFACTS
 
 
 @pytest.mark.parametrize("scale", ["tiny", "small", "paper"])
-def test_dry_run_every_scale_is_fast_and_lists_every_stage(workdir, scale):
-    start = time.perf_counter()
+def test_dry_run_every_scale_lists_every_stage(workdir, scale):
     result = run_snakemake(workdir, "-n", "reproduce_all", "--config", f"scale={scale}")
-    elapsed = time.perf_counter() - start
     assert result.returncode == 0, result.stderr[-2000:]
-    assert elapsed < 10, f"dry run took {elapsed:.1f} s"
     jobs = set(re.findall(r"^rule (\w+):", result.stdout, flags=re.M))
     assert {"render_report", "reproduce_all"} <= jobs
     for stage_file in sorted((REPO / "workflow" / "rules").glob("*.smk")):
-        if stage_file.stem in ("common", "pending", "bench"):
-            continue  # helpers, placeholders, and the benchmarks (their own target, `bench`)
+        if stage_file.stem in ("common", "bench"):
+            continue  # glue, and the benchmarks (their own target, `bench`)
         defined = set(re.findall(r"^rule (\w+):", stage_file.read_text(), flags=re.M))
         if defined:
             assert defined & jobs, f"{scale}: no job of {stage_file.name} in the dry run: {sorted(jobs)}"
@@ -49,8 +44,8 @@ def test_a_qa_change_reruns_qa_and_squad_only(workdir):
     """Jobs hold only the data sections they read: a new QA generator setting changes the QA and SQuAD job
     commands (so Snakemake reruns them), and leaves the corpus, tokenizer, pretraining and vision ones alone."""
     before = _commands_by_rule(workdir)
-    edit_config(workdir, lambda config: config["presets"]["tiny"]["data"]["qa"].update(question_side_words=6))
-    after = _commands_by_rule(workdir)
+    (workdir / "qa.yaml").write_text("data: {qa: {question_side_words: 6}}\n")
+    after = _commands_by_rule(workdir, "--configfile", str(workdir / "qa.yaml"))
     changed = {module for module in before if sorted(before[module]) != sorted(after.get(module, []))}
     assert changed == {"data.qa", "train.finetune_squad"}, changed
     assert {"data.corpus", "data.tokenizer", "train.pretrain", "train.classify"} <= set(before)
@@ -67,23 +62,6 @@ def test_every_paper_artifact_has_a_target(workdir):
     assert result.returncode == 0, result.stderr
     rules = set(result.stdout.split())
     assert set(PAPER_ARTIFACTS) | {"reproduce_all", "report", "bench"} <= rules
-
-
-def test_pending_target_fails_with_a_clear_message(tmp_path):
-    """With a stage left out of the Snakefile, its artifact's target fails with a message and draws nothing."""
-    shutil.copytree(REPO / "workflow", tmp_path / "workflow")
-    shutil.copytree(REPO / "envs", tmp_path / "envs")
-    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
-    snakefile = (REPO / "Snakefile").read_text()
-    assert 'include: "workflow/rules/squad.smk"\n' in snakefile
-    (tmp_path / "Snakefile").write_text(snakefile.replace('include: "workflow/rules/squad.smk"\n', ""))
-    cmd = [str(VENV_BIN / "snakemake"), "-s", str(tmp_path / "Snakefile"), "-d", str(tmp_path), "--cores", "1",
-           "table3"]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=snakemake_env(), timeout=300)
-    assert result.returncode != 0
-    assert ("heavytail: table3 is not implemented yet: it needs the SQuAD fine-tuning (Table 3) capability"
-            in result.stdout + result.stderr)
-    assert not list(tmp_path.rglob("*.png")) and not (tmp_path / "results").exists()
 
 
 def test_conda_envs_parse_and_pin_what_pyproject_pins():

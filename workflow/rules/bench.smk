@@ -1,116 +1,74 @@
-# Performance benchmarks (`snakemake bench`). Filled by the optimizer, noise and training capabilities.
+# Performance benchmarks (`snakemake bench`): each prints ratios against a baseline measured in the same run.
 #
 #   snakemake --cores 2 bench        # every benchmark; JSON under results/bench/ for the report
 #
-# Benchmarks have no {scale}: they time fixed workloads. Each capability appends its output to
-# BENCH_OUTPUTS above the `bench` target, which stays the last rule of this file.
-
-BENCH_OUTPUTS = ["results/bench/optim.json"]
-BENCH_OUTPUTS.append("results/bench/noise.json")
+# Benchmarks have no {scale}: they time fixed workloads. The inductor cache lives in the project so ACClip's
+# fused kernel is compiled once, not once per job.
 
 
-# ACClip vs torch AdamW on BERT-base shapes (fused, foreach, public-style loop). The inductor cache
-# lives in the project so ACClip's fused kernel is compiled once, not once per job.
+# ACClip vs torch AdamW on BERT-base shapes (fused, foreach, public-style loop)
 rule bench_optimizer:
     output:
-        "results/bench/optim.json",
+        PATHS.BENCH.format(name="optim"),
     log:
         "logs/bench/bench_optimizer.log",
     benchmark:
         "benchmarks/bench/bench_optimizer.tsv"
-    params:
-        cfg=job_config("bench"),
-    threads: threads_for("bench")
-    resources:
-        **resources_for("bench"),
     conda:
         "../../envs/train.yaml"
+    params:
+        module="optim",
+        cfg=stage_config("bench"),
     shell:
-        "TORCHINDUCTOR_CACHE_DIR=resources/inductor_cache "
-        "python -m heavytail.bench.optim --config {params.cfg} --out {output} --threads {threads} > {log} 2>&1"
+        "TORCHINDUCTOR_CACHE_DIR=resources/inductor_cache python -m heavytail.bench.{params.module}"
+        " --config {params.cfg} --out {output} --threads {threads} > {log} 2>&1"
 
 
-# Noise-norm sampler vs plain forward+backward on a small BERT MLM: time ratio and peak extra memory.
-rule bench_noise:
+# Noise-norm sampler vs plain forward+backward on a small BERT MLM: time ratio and peak extra memory
+use rule bench_optimizer as bench_noise with:
     output:
-        "results/bench/noise.json",
+        PATHS.BENCH.format(name="noise"),
     log:
         "logs/bench/bench_noise.log",
     benchmark:
         "benchmarks/bench/bench_noise.tsv"
     params:
-        cfg=job_config("bench"),
-    threads: threads_for("bench")
-    resources:
-        **resources_for("bench"),
-    conda:
-        "../../envs/train.yaml"
-    shell:
-        "python -m heavytail.bench.noise --config {params.cfg} --out {output} --threads {threads} > {log} 2>&1"
+        module="noise",
+        cfg=stage_config("bench"),
 
 
-# Tiny ResNet training on this CPU: images/s and the in-memory loader's share of the step time.
-BENCH_OUTPUTS.append("results/bench/vision.json")
-
-
-rule bench_vision:
+# Tiny ResNet training on this CPU: images/s and the in-memory loader's share of the step time
+use rule bench_optimizer as bench_vision with:
     output:
-        "results/bench/vision.json",
+        PATHS.BENCH.format(name="vision"),
     log:
         "logs/bench/bench_vision.log",
     benchmark:
         "benchmarks/bench/bench_vision.tsv"
     params:
-        cfg=job_config("bench"),
-    threads: threads_for("bench")
-    resources:
-        **resources_for("bench"),
-    conda:
-        "../../envs/train.yaml"
-    shell:
-        "python -m heavytail.bench.vision --config {params.cfg} --out {output} --threads {threads} > {log} 2>&1"
+        module="vision",
+        cfg=stage_config("bench"),
 
 
 # Our BERT pretraining step (masked-only MLM head) vs stock BertForMaskedLM + torch AdamW, and tokens/s of
-# every scale's pretraining model on this machine (GPU MFU of BERT-base where CUDA is visible).
-BENCH_OUTPUTS.append("results/bench/pretrain.json")
-BENCH_PRETRAIN = {
-    "pretrain_presets": {
-        _s: config["presets"][_s].get("pretrain", {})
-        for _s in ("tiny", "small", "paper")
-    },
-    # a trained WordPiece vocab has the configured size; the pretrained tokenizers are bert-base-uncased's
-    "vocab_sizes": {
-        _s: (
-            config["presets"][_s]["data"]["tokenizer"].get("vocab_size", 8192)
-            if config["presets"][_s]["data"]["tokenizer"].get("kind")
-            == "train_wordpiece"
-            else 30522
-        )
-        for _s in ("tiny", "small", "paper")
-    },
-}
-
-
-rule bench_pretrain:
+# every scale's pretraining model on this machine (GPU MFU of BERT-base where CUDA is visible)
+use rule bench_optimizer as bench_pretrain with:
     output:
-        "results/bench/pretrain.json",
+        PATHS.BENCH.format(name="pretrain"),
     log:
         "logs/bench/bench_pretrain.log",
     benchmark:
         "benchmarks/bench/bench_pretrain.tsv"
-    conda:
-        "../../envs/train.yaml"
-    threads: threads_for("bench")
-    resources:
-        **resources_for("bench"),
     params:
-        cfg=job_config("bench", **BENCH_PRETRAIN),
-    shell:
-        "python -m heavytail.bench.pretrain --config {params.cfg} --out {output} --threads {threads} > {log} 2>&1"
+        module="pretrain",
+        cfg=stage_config(
+            "bench",
+            **plan_artifacts.bench_pretrain_extras(
+                experiments_of(("tiny", "small", "paper"))
+            ),
+        ),
 
 
-# --- keep last: every benchmark above appends to BENCH_OUTPUTS ---------------------------------------
 rule bench:
     input:
-        BENCH_OUTPUTS,
+        plan_artifacts.bench_outputs(),

@@ -1,5 +1,5 @@
 # BERT pretraining (Fig 1a, Fig 3, Table 2): pack the corpus once, tune each optimizer's learning rate on a
-# short grid, train every (model, optimizer, seed) the figures need, then aggregate and plot.
+# short grid, train every (model, optimizer, seed) the figures need, then plot.
 #
 #   snakemake fig1a fig3 table2
 #
@@ -7,26 +7,20 @@
 # them from results/{scale}/pretrain/<model>/<optimizer>/seed<seed>/checkpoint.pt.
 
 
-include: "pretrain_helpers.smk"
-
-
 rule prepare_mlm_data:
     input:
-        corpus="results/{scale}/data/corpus",
-        tokenizer="results/{scale}/data/tokenizer",
+        corpus=PATHS.CORPUS,
+        tokenizer=PATHS.TOKENIZER,
     output:
-        directory("results/{scale}/pretrain/mlm_data"),
+        directory(PATHS.MLM_DATA),
     log:
         "logs/{scale}/pretrain/prepare_mlm_data.log",
     benchmark:
         "benchmarks/{scale}/pretrain/prepare_mlm_data.tsv"
     conda:
         "../../envs/train.yaml"
-    threads: threads_for("data")
-    resources:
-        **resources_for("data"),
     params:
-        cfg=job_config("pretrain"),
+        cfg=quoted(plan_pretrain.mlm_data_job(EXPERIMENT)),
     shell:
         "python -m heavytail.data.mlm --config {params.cfg} --corpus {input.corpus} --tokenizer {input.tokenizer}"
         " --out {output} > {log} 2>&1"
@@ -34,23 +28,20 @@ rule prepare_mlm_data:
 
 rule tune_pretrain:
     input:
-        data="results/{scale}/pretrain/mlm_data",
+        data=PATHS.MLM_DATA,
     output:
-        choice="results/{scale}/pretrain/tune/{optimizer}/choice.json",
-        grid="results/{scale}/pretrain/tune/{optimizer}/grid.json",
+        choice=PATHS.TUNE_CHOICE,
+        grid=PATHS.TUNE_GRID,
     log:
         "logs/{scale}/pretrain/tune_{optimizer}.log",
     benchmark:
         "benchmarks/{scale}/pretrain/tune_{optimizer}.tsv"
     wildcard_constraints:
-        optimizer=_alternation(PRETRAIN_TUNED),
+        optimizer="|".join(plan_pretrain.tuned_labels(EXPERIMENT)),
     conda:
         "../../envs/train.yaml"
-    threads: threads_for("tune")
-    resources:
-        **resources_for("tune"),
     params:
-        cfg=tune_job_config,
+        cfg=job_param(plan_pretrain.tune_job),
     shell:
         "python -m heavytail.train.tune --config {params.cfg} --threads {threads}"
         " --out $(dirname {output.choice}) > {log} 2>&1"
@@ -58,26 +49,23 @@ rule tune_pretrain:
 
 rule pretrain_bert:
     input:
-        data="results/{scale}/pretrain/mlm_data",
-        choice=tuned_choice_path,
+        data=PATHS.MLM_DATA,
+        choice=from_wildcards(plan_pretrain.tuned_choice_input),
     output:
-        f"{PRETRAIN_RUN}/metrics.jsonl",
+        PATHS.PRETRAIN_METRICS,
     log:
         "logs/{scale}/pretrain/{model}/{optimizer}/seed{seed}.log",
     benchmark:
         "benchmarks/{scale}/pretrain/{model}/{optimizer}/seed{seed}.tsv"
     wildcard_constraints:
-        model=PRETRAIN_MODELS,
-        optimizer=PRETRAIN_OPTIMIZERS,
+        model="|".join(EXPERIMENT["pretrain"]["models"]),
+        optimizer="|".join(EXPERIMENT["pretrain"]["optimizers"]),
         seed=r"\d+",
     conda:
         "../../envs/train.yaml"
-    threads: threads_for("train")
-    resources:
-        **resources_for("train"),
     params:
-        cfg=pretrain_job_config,
-        launcher=launcher_for("train"),
+        cfg=job_param(plan_pretrain.pretrain_job),
+        launcher=launcher,
     shell:
         "{params.launcher} heavytail.train.pretrain --config {params.cfg} --threads {threads}"
         " --out $(dirname {output}) > {log} 2>&1"
@@ -85,67 +73,58 @@ rule pretrain_bert:
 
 rule plot_fig1a:
     input:
-        FIG1A_RUNS,
+        plan_pretrain.fig1a_runs(EXPERIMENT),
     output:
-        png="results/{scale}/figures/fig1a.png",
-        svg="results/{scale}/figures/fig1a.svg",
+        png=named(PATHS.FIGURE, "fig1a"),
+        svg=named(PATHS.FIGURE_SVG, "fig1a"),
     log:
         "logs/{scale}/pretrain/plot_fig1a.log",
     localrule: True
     conda:
         "../../envs/report.yaml"
-    threads: threads_for("report")
-    resources:
-        **resources_for("report"),
     shell:
         "python -m heavytail.report.figures.pretrain fig1a --metrics {input} --out {output.png} > {log} 2>&1"
 
 
 rule plot_fig3:
     input:
-        FIG3_RUNS,
+        plan_pretrain.fig3_runs(EXPERIMENT),
     output:
-        png="results/{scale}/figures/fig3.png",
-        svg="results/{scale}/figures/fig3.svg",
+        png=named(PATHS.FIGURE, "fig3"),
+        svg=named(PATHS.FIGURE_SVG, "fig3"),
     log:
         "logs/{scale}/pretrain/plot_fig3.log",
     localrule: True
     conda:
         "../../envs/report.yaml"
-    threads: threads_for("report")
-    resources:
-        **resources_for("report"),
     shell:
         "python -m heavytail.report.figures.pretrain fig3 --metrics {input} --out {output.png} > {log} 2>&1"
 
 
 rule write_table2:
     input:
-        TABLE2_RUNS,
+        plan_pretrain.table2_runs(EXPERIMENT),
     output:
-        "results/{scale}/tables/table2.csv",
+        named(PATHS.TABLE, "table2"),
     log:
         "logs/{scale}/pretrain/write_table2.log",
     localrule: True
     conda:
         "../../envs/report.yaml"
-    threads: threads_for("report")
-    resources:
-        **resources_for("report"),
     shell:
         "python -m heavytail.report.figures.pretrain table2 --metrics {input} --out {output} > {log} 2>&1"
 
 
 rule fig1a:
     input:
-        f"results/{SCALE}/figures/fig1a.png",
+        ARTIFACTS["fig1a"],
 
 
 rule fig3:
     input:
-        f"results/{SCALE}/figures/fig3.png",
+        ARTIFACTS["fig3"],
 
 
 rule table2:
     input:
-        f"results/{SCALE}/tables/table2.csv",
+        ARTIFACTS["table2"],

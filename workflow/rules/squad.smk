@@ -2,35 +2,33 @@
 # At tiny scale the QA data is generated from Wikipedia (not SQuAD); Table 3 says so in its rows, beside two
 # trivial baselines (the first year, the first span of the asked type).
 #
-#   snakemake table3                      # fine-tune every (model, optimizer, seed) and write the table
-
-
-include: "squad_helpers.smk"
+#   snakemake table3
+#
+# One job runs every seed of a (model, optimizer): at tiny scale a run trains for seconds while starting
+# Python with torch, transformers and datasets takes ~7 s, so per-seed jobs would spend most of the
+# budget on imports. Each seed still has its own run folder, scores and predictions.
 
 
 rule finetune_squad:
     input:
-        init=squad_init_input,
-        tokenizer="results/{scale}/data/tokenizer",
-        qa="results/{scale}/data/qa",
+        init=from_wildcards(plan_squad.init_input),
+        tokenizer=PATHS.TOKENIZER,
+        qa=PATHS.QA,
     output:
-        scores=expand(f"{SQUAD_RUN}/scores.json", seed=SQUAD_SEEDS, allow_missing=True),
-        predictions=expand(f"{SQUAD_RUN}/predictions.json", seed=SQUAD_SEEDS, allow_missing=True),
-        metrics=expand(f"{SQUAD_RUN}/metrics.jsonl", seed=SQUAD_SEEDS, allow_missing=True),
+        scores=plan_squad.seed_outputs(EXPERIMENT, "scores.json"),
+        predictions=plan_squad.seed_outputs(EXPERIMENT, "predictions.json"),
+        metrics=plan_squad.seed_outputs(EXPERIMENT, "metrics.jsonl"),
     log:
         "logs/{scale}/squad/{model}/{optimizer}.log",
     benchmark:
         "benchmarks/{scale}/squad/{model}/{optimizer}.tsv"
     conda:
         "../../envs/train.yaml"
-    threads: threads_for("train")
-    resources:
-        **resources_for("train"),
     params:
-        cfg=squad_job_config,
-        out_dir="results/{scale}/squad/{model}/{optimizer}",
-        cache_dir="results/{scale}/squad/features",
-        launcher=launcher_for("train"),
+        cfg=job_param(plan_squad.squad_job),
+        out_dir=PATHS.SQUAD_JOB,
+        cache_dir=PATHS.SQUAD_FEATURES,
+        launcher=launcher,
     shell:
         "{params.launcher} heavytail.train.finetune_squad --config {params.cfg} --threads {threads}"
         " --out {params.out_dir} --cache-dir {params.cache_dir} > {log} 2>&1"
@@ -38,17 +36,15 @@ rule finetune_squad:
 
 rule tabulate_squad:
     input:
-        scores=squad_scores,
+        scores=plan_squad.run_files(EXPERIMENT, "scores.json"),
         paper=str(Path(workflow.basedir) / "reports" / "paper.yaml"),
     output:
-        "results/{scale}/tables/table3.csv",
+        named(PATHS.TABLE, "table3"),
     log:
         "logs/{scale}/squad/tabulate_squad.log",
+    localrule: True
     conda:
         "../../envs/report.yaml"
-    threads: threads_for("report")
-    resources:
-        **resources_for("report"),
     shell:
         "python -m heavytail.report.figures.squad --scores {input.scores} --paper {input.paper} --out {output}"
         " > {log} 2>&1"
@@ -56,4 +52,4 @@ rule tabulate_squad:
 
 rule table3:
     input:
-        f"results/{SCALE}/tables/table3.csv",
+        ARTIFACTS["table3"],

@@ -3,46 +3,37 @@
 # Compute and plotting are separate rules: restyling the figure never reruns the simulations.
 
 
-register_artifact("table1", f"results/{SCALE}/tables/table1.csv")
-
-
 rule run_theory:
     output:
-        table="results/{scale}/theory/table1.csv",
-        data="results/{scale}/theory/theory_data.json",
-        errors="results/{scale}/theory/rate_errors.npz",
+        table=PATHS.THEORY_TABLE,
+        data=PATHS.THEORY_DATA,
+        errors=PATHS.THEORY_ERRORS,
     log:
         "logs/{scale}/theory/run_theory.log",
     benchmark:
         "benchmarks/{scale}/theory/run_theory.tsv"
     conda:
         "../../envs/analysis.yaml"
-    threads: threads_for("theory")
-    resources:
-        **resources_for("theory"),
     params:
-        cfg=job_config("theory"),
-        out_dir="results/{scale}/theory",
+        cfg=stage_config("theory"),
+        out_dir=PATHS.THEORY_DIR,
     shell:
         "python -m heavytail.theory.run --config {params.cfg} --out {params.out_dir} > {log} 2>&1"
 
 
 rule plot_table1:
-    localrule: True
     input:
-        table="results/{scale}/theory/table1.csv",
-        data="results/{scale}/theory/theory_data.json",
+        table=PATHS.THEORY_TABLE,
+        data=PATHS.THEORY_DATA,
     output:
-        png="results/{scale}/figures/table1.png",
-        svg="results/{scale}/figures/table1.svg",
-        table="results/{scale}/tables/table1.csv",
+        png=named(PATHS.FIGURE, "table1"),
+        svg=named(PATHS.FIGURE_SVG, "table1"),
+        table=named(PATHS.TABLE, "table1"),
     log:
         "logs/{scale}/theory/plot_table1.log",
+    localrule: True
     conda:
         "../../envs/report.yaml"
-    threads: threads_for("report")
-    resources:
-        **resources_for("report"),
     shell:
         'python -m heavytail.report.figures.theory --data "$(dirname {input.data})" --out {output.png} > {log} 2>&1'
         " && cp {input.table} {output.table}"
@@ -50,5 +41,5 @@ rule plot_table1:
 
 rule table1:
     input:
-        f"results/{SCALE}/tables/table1.csv",
-        f"results/{SCALE}/figures/table1.png",
+        ARTIFACTS["table1"],
+        named(PATHS.FIGURE, "table1").format(scale=SCALE),

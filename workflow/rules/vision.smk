@@ -1,22 +1,17 @@
 # Vision experiments: ResNet SGDm vs Adam vs ACClip (Fig 1b, Fig 8, Appendix I accuracies) and AlexNet
-# checkpoints for Fig 6. One train_vision job per (model, optimizer label, seed) of presets.<scale>.vision:
+# checkpoints for Fig 6. One train_vision job per (model, optimizer label, seed) of the experiment's vision:
 #   results/{scale}/vision/{model}/{optimizer}/seed{seed}/  metrics.jsonl, run.json, checkpoint.pt,
 #   snapshots/step<N>.pt (+ index.json: fraction -> file) at the model's snapshot_fractions, for the noise rules.
 # Only metrics.jsonl and run.json are declared outputs: Snakemake deletes declared outputs before a rerun, and
-# checkpoint.pt and the snapshots must survive a requeue for the run to resume. Noise rules take metrics.jsonl
-# as input and read snapshots/index.json beside it (vision_snapshot_index()).
-# Figures read metrics.jsonl directly (never the aggregated tables: that would be a cycle).
-
-
-include: "vision_helpers.smk"
+# checkpoint.pt and the snapshots must survive a requeue for the run to resume. Figures read metrics.jsonl.
 
 
 rule train_vision:
     input:
-        manifest="results/{scale}/data/images/manifest.json",
+        manifest=PATHS.IMAGES_MANIFEST,
     output:
-        metrics="results/{scale}/vision/{model}/{optimizer}/seed{seed}/metrics.jsonl",
-        run="results/{scale}/vision/{model}/{optimizer}/seed{seed}/run.json",
+        metrics=PATHS.VISION_METRICS,
+        run=PATHS.VISION_RUN_RECORD,
     log:
         "logs/{scale}/vision/train_vision/{model}/{optimizer}/seed{seed}.log",
     benchmark:
@@ -27,13 +22,10 @@ rule train_vision:
         seed=r"\d+",
     conda:
         "../../envs/train.yaml"
-    threads: threads_for("train")
-    resources:
-        **resources_for("train"),
     params:
-        cfg=vision_job_config,
-        out_dir="results/{scale}/vision/{model}/{optimizer}/seed{seed}",
-        launcher=launcher_for("train"),
+        cfg=job_param(plan_vision.vision_job),
+        out_dir=PATHS.VISION_RUN,
+        launcher=launcher,
     shell:
         "{params.launcher} heavytail.train.classify --config {params.cfg} --out {params.out_dir}"
         " --threads {threads} > {log} 2>&1"
@@ -41,46 +33,40 @@ rule train_vision:
 
 rule plot_fig1b:
     input:
-        fig1b_metrics,
+        plan_vision.fig1b_runs(EXPERIMENT),
     output:
         png=report(
-            "results/{scale}/figures/fig1b.png",
+            named(PATHS.FIGURE, "fig1b"),
             caption="../../reports/captions/fig1b.rst",
             category="Vision",
             labels={"figure": "Fig 1b", "scale": "{scale}"},
         ),
-        svg="results/{scale}/figures/fig1b.svg",
+        svg=named(PATHS.FIGURE_SVG, "fig1b"),
     log:
         "logs/{scale}/vision/plot_fig1b.log",
     localrule: True
     conda:
         "../../envs/report.yaml"
-    threads: threads_for("report")
-    resources:
-        **resources_for("report"),
     shell:
         "python -m heavytail.report.figures.vision fig1b --runs $(dirname {input}) --out {output.png} > {log} 2>&1"
 
 
 rule plot_fig8:
     input:
-        fig8_metrics,
+        plan_vision.fig8_runs(EXPERIMENT),
     output:
         png=report(
-            "results/{scale}/figures/fig8.png",
+            named(PATHS.FIGURE, "fig8"),
             caption="../../reports/captions/fig8.rst",
             category="Vision",
             labels={"figure": "Fig 8", "scale": "{scale}"},
         ),
-        svg="results/{scale}/figures/fig8.svg",
+        svg=named(PATHS.FIGURE_SVG, "fig8"),
     log:
         "logs/{scale}/vision/plot_fig8.log",
     localrule: True
     conda:
         "../../envs/report.yaml"
-    threads: threads_for("report")
-    resources:
-        **resources_for("report"),
     shell:
         "python -m heavytail.report.figures.vision fig8 --runs $(dirname {input}) --out {output.png} > {log} 2>&1"
 
@@ -88,38 +74,36 @@ rule plot_fig8:
 # Appendix I: final validation accuracy per optimizer beside the paper's 0.754 / 0.716 / 0.730
 rule tabulate_vision_accuracy:
     input:
-        fig8_metrics,
+        plan_vision.fig8_runs(EXPERIMENT),
     output:
         report(
-            "results/{scale}/tables/vision_accuracy.csv",
+            named(PATHS.TABLE, "vision_accuracy"),
             caption="../../reports/captions/fig8.rst",
             category="Vision",
             labels={"table": "Appendix I accuracy", "scale": "{scale}"},
         ),
     log:
         "logs/{scale}/vision/tabulate_vision_accuracy.log",
+    localrule: True
     conda:
         "../../envs/report.yaml"
-    threads: threads_for("report")
-    resources:
-        **resources_for("report"),
     shell:
         "python -m heavytail.report.figures.vision accuracy --runs $(dirname {input}) --out {output} > {log} 2>&1"
 
 
-# AlexNet runs of the preset: their snapshots (init, "5k iterations") feed Fig 6
+# AlexNet runs of the experiment: their snapshots (init, "5k iterations") feed Fig 6
 rule train_alexnet:
     input:
-        vision_metrics("alexnet"),
+        plan_vision.metrics(EXPERIMENT, "alexnet"),
 
 
 rule fig1b:
     input:
-        f"results/{SCALE}/figures/fig1b.png",
-        f"results/{SCALE}/tables/vision_accuracy.csv",
+        ARTIFACTS["fig1b"],
+        named(PATHS.TABLE, "vision_accuracy").format(scale=SCALE),
 
 
 rule fig8:
     input:
-        f"results/{SCALE}/figures/fig8.png",
-        f"results/{SCALE}/tables/vision_accuracy.csv",
+        ARTIFACTS["fig8"],
+        named(PATHS.TABLE, "vision_accuracy").format(scale=SCALE),

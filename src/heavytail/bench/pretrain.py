@@ -134,7 +134,7 @@ def gpu_mfu(steps: int = 20) -> dict | None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", help="resolved job config with `pretrain_presets` and `vocab_sizes` per scale")
+    parser.add_argument("--config", help="resolved job config with `pretrain_experiments` and `vocab_sizes` per scale")
     parser.add_argument("--out", required=True, help="JSON file to write")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--rounds", type=int, default=12, help="timed rounds of the step-ratio comparison")
@@ -142,18 +142,18 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_job_config(args.config) if args.config else {}
     if args.threads:
         torch.set_num_threads(args.threads)
-    presets, vocab_sizes = cfg.get("pretrain_presets", {}), cfg.get("vocab_sizes", {})
+    pretrain_sections, vocab_sizes = cfg.get("pretrain_experiments", {}), cfg.get("vocab_sizes", {})
     result: dict = {"step_ratio": {}, "tokens_per_s": {}}
     result["step_ratio"]["issue_probe"] = step_ratio(PROBE_SHAPE["arch"], PROBE_SHAPE["vocab"], PROBE_SHAPE["seq"],
                                                      PROBE_SHAPE["batch"], rounds=args.rounds)
     print(f"step ratio (issue probe shape): {result['step_ratio']['issue_probe']['ratio']:.3f}", flush=True)
-    tiny = presets.get("tiny")
+    tiny = pretrain_sections.get("tiny")
     if tiny:
         arch = tiny["models"][tiny["base_model"]]
         result["step_ratio"]["tiny_preset"] = step_ratio(arch, vocab_sizes.get("tiny", 8192), tiny["max_seq_length"],
                                                          tiny["train"]["batch_size"], rounds=args.rounds)
         print(f"step ratio (tiny preset): {result['step_ratio']['tiny_preset']['ratio']:.3f}", flush=True)
-    for scale, pre in presets.items():
+    for scale, pre in pretrain_sections.items():
         # a few steps on CPU: the tiny models at their batch, bigger ones at batch 2
         names = (pre.get("table2_models") or [pre["base_model"]]) if scale == "tiny" else [pre["base_model"]]
         for name in names:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from heavytail.config import load_job_config
+from heavytail.config import load_job_config, resolve_job_config
 from heavytail.data.hub import use_project_hf_home
+from heavytail.data.wikitext import check_bz2_file, wiki_dump_path
 from heavytail.errors import ConfigError
-from heavytail.inputs import check_bz2_file, wiki_dump_path
 from heavytail.io import atomic_dir, write_json
 from heavytail.provenance import record_run
 
@@ -127,10 +127,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="resolved job config: JSON string or file")
     parser.add_argument("--out", required=True, type=Path, help="output folder (DatasetDict + stats.json)")
+    parser.add_argument("--threads", type=int, default=1, help="worker processes for cleaning the hf sources")
     args = parser.parse_args(argv)
-    cfg = load_job_config(args.config)
+    cfg = resolve_job_config(load_job_config(args.config), "corpus")
     check_corpus_inputs(cfg)
-    threads = cfg.get("threads")
+    threads = args.threads
     with atomic_dir(args.out) as staging, record_run(staging, cfg) as run:
         run["stats"] = build_corpus(cfg, staging, num_proc=threads if threads and threads > 1 else None)
 

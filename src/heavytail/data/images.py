@@ -18,9 +18,8 @@ import tempfile
 import zlib
 from pathlib import Path
 
-from heavytail.config import load_job_config
+from heavytail.config import load_job_config, resolve_job_config
 from heavytail.errors import ConfigError
-from heavytail.inputs import check_image_folder
 from heavytail.io import atomic_dir, read_json, write_json
 from heavytail.provenance import record_run
 
@@ -29,6 +28,21 @@ FASHION_MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 PROGRESS_EVERY = 2000
+
+
+IMAGENET_LAYOUT = ("<imagenet_dir>/train/<wnid>/*.JPEG and <imagenet_dir>/val/<wnid>/*.JPEG "
+                   "(val sorted into class folders, e.g. with the valprep.sh script)")
+
+
+def check_image_folder(root: Path, key: str, splits: tuple[str, ...] = ("train", "val")) -> None:
+    """An ImageFolder root needs one folder per split, each with at least one class folder."""
+    if not root.is_dir():
+        raise ConfigError(f"{key}: image folder {root} does not exist; expected layout {IMAGENET_LAYOUT}")
+    for split in splits:
+        split_dir = root / split
+        if not split_dir.is_dir() or not any(p.is_dir() for p in split_dir.iterdir()):
+            raise ConfigError(f"{key}: {split_dir} is missing or has no class folders; "
+                              f"expected layout {IMAGENET_LAYOUT}")
 
 
 def check_fashion_mnist_dir(raw: Path) -> None:
@@ -187,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, type=Path,
                         help="manifest.json; its folder is rebuilt and holds the image tree and run.json")
     args = parser.parse_args(argv)
-    cfg = load_job_config(args.config)
+    cfg = resolve_job_config(load_job_config(args.config), "images")
     check_image_inputs(cfg)
     images = cfg["data"]["images"]
     with atomic_dir(args.out.parent) as staging, record_run(staging, cfg) as run:

@@ -273,19 +273,20 @@ def load_meta(data_dir: str | Path) -> dict:
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    from heavytail.config import load_job_config
+    from heavytail.config import load_job_config, resolve_job_config
     from heavytail.provenance import record_run
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="resolved pretrain job config (JSON string or path)")
+    parser.add_argument("--config", required=True, help="job config: max_seq_length, nsp, data_seed (JSON or path)")
     parser.add_argument("--corpus", required=True, help="corpus DatasetDict folder")
     parser.add_argument("--tokenizer", required=True, help="tokenizer folder (BertTokenizerFast)")
     parser.add_argument("--out", required=True, help="output folder for the packed splits")
     args = parser.parse_args(argv)
-    cfg = load_job_config(args.config)
+    keys = ("max_seq_length", "nsp", "data_seed")
+    cfg = resolve_job_config(load_job_config(args.config), "mlm_data", keys, required=keys)
     with record_run(args.out, cfg) as run:
         meta = prepare_mlm_data(args.corpus, args.tokenizer, args.out, int(cfg["max_seq_length"]),
-                                nsp=bool(cfg.get("nsp", False)), seed=int(cfg.get("data_seed", 0)))
+                                nsp=bool(cfg["nsp"]), seed=int(cfg["data_seed"]))
         run["splits"] = meta["splits"]
         print(json.dumps(meta["splits"]), flush=True)
 

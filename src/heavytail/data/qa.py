@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from heavytail.config import load_job_config
+from heavytail.config import load_job_config, resolve_job_config
 from heavytail.errors import ConfigError
 from heavytail.io import atomic_dir, write_json
 from heavytail.provenance import record_run
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--corpus", type=Path, help="corpus folder (needed for generated_wiki)")
     parser.add_argument("--out", required=True, type=Path, help="output folder (train.json, dev.json, stats.json)")
     args = parser.parse_args(argv)
-    cfg = load_job_config(args.config)
+    cfg = resolve_job_config(load_job_config(args.config), "qa")
     check_qa_inputs(cfg, args.corpus)
     with atomic_dir(args.out) as staging, record_run(staging, cfg) as run:
         stats = build_qa(cfg, args.corpus, staging)

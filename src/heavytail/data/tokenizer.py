@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from heavytail.config import load_job_config
+from heavytail.config import load_job_config, resolve_job_config
 from heavytail.data.hub import use_project_hf_home
 from heavytail.errors import ConfigError
 from heavytail.io import atomic_dir, write_json
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--corpus", type=Path, help="corpus folder (needed for train_wordpiece)")
     parser.add_argument("--out", required=True, type=Path, help="output tokenizer folder")
     args = parser.parse_args(argv)
-    cfg = load_job_config(args.config)
+    cfg = resolve_job_config(load_job_config(args.config), "tokenizer")
     if cfg["data"]["tokenizer"]["kind"] == "train_wordpiece" and (
             args.corpus is None or not (args.corpus / "dataset_dict.json").is_file()):
         raise ConfigError(f"--corpus: {args.corpus} is not a saved corpus (train_wordpiece trains on the corpus "

@@ -7,9 +7,12 @@ extraction (`extract_pages`) and markup removal (`filter_wiki`) are used; paragr
 from __future__ import annotations
 
 import bz2
+import importlib.util
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from heavytail.errors import ConfigError
 
 MIN_PARAGRAPH_WORDS = 8  # shorter lines are captions, list items or leftovers of tables and infoboxes
 MIN_ARTICLE_WORDS = 50  # gensim's ARTICLE_MIN_WORDS: disambiguation pages and stubs fall below it
@@ -81,3 +84,41 @@ def iter_dump_articles(dump: Path) -> Iterator[dict]:
             if sum(len(p.split()) for p in paragraphs) < MIN_ARTICLE_WORDS:
                 continue
             yield {"id": str(page_id), "title": title, "text": "\n".join(paragraphs)}
+
+
+# --- the tiny corpus: the dump inside the gensim wheel, checked before any job reads it ------------------------
+
+GENSIM_WIKI_DUMP = "test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+
+
+def gensim_wiki_dump() -> Path:
+    """The real English Wikipedia excerpt shipped inside the gensim wheel, located without importing gensim."""
+    spec = importlib.util.find_spec("gensim")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("data.text.wiki_dump: gensim is not installed, and its wheel ships the tiny corpus "
+                          "(pip install gensim, or set data.text.wiki_dump to a MediaWiki .xml.bz2 dump)")
+    return Path(list(spec.submodule_search_locations)[0]) / GENSIM_WIKI_DUMP
+
+
+def wiki_dump_path(data_cfg: dict) -> Path:
+    configured = data_cfg["text"].get("wiki_dump")
+    return Path(configured) if configured else gensim_wiki_dump()
+
+
+def check_bz2_file(path: Path, key: str) -> None:
+    """A truncated or corrupt bz2 file fails decompression; read it to the end, in chunks."""
+    if not path.is_file():
+        raise ConfigError(f"{key}: corpus file {path} does not exist (reinstall gensim or point {key} at a dump)")
+    decompressor = bz2.BZ2Decompressor()
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                decompressor.decompress(chunk)
+                if decompressor.eof and fh.read(1):
+                    break  # multi-stream bz2: the first stream is intact, which is all a check needs
+    except (OSError, EOFError, ValueError) as exc:
+        raise ConfigError(f"{key}: corpus file {path} is corrupt ({exc}); reinstall gensim "
+                          f"(pip install --force-reinstall gensim) or point {key} at an intact dump") from exc
+    if not decompressor.eof:
+        raise ConfigError(f"{key}: corpus file {path} is truncated (bz2 stream ends early); reinstall gensim "
+                          f"(pip install --force-reinstall gensim) or point {key} at an intact dump")

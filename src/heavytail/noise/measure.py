@@ -6,7 +6,7 @@ or at initialisation, its loss and an independent batch stream (heavytail.noise.
 parameter group, for the report's noise table), resolved_config.json and run.json. `--per-coordinate` adds
 per_coordinate.npz and per-coordinate tail indices (Fig 6c).
 
---config is the noise preset (seed, n_mean, n_samples or target_halfwidth, mode, n_boot, level,
+--config is the noise section of the experiment (seed, n_mean, n_samples or target_halfwidth, mode, n_boot, level,
 per_coordinate, ...) and, for --checkpoint init, the training run's job config under `job`. With a list
 `measurements` in --config, one process measures them all (each {name, checkpoint, data, batch_size,
 per_coordinate, job?}) into `<out>/<name>/`, skipping the ones whose summary.json is already there.
@@ -21,23 +21,24 @@ from pathlib import Path
 
 import numpy as np
 
-from heavytail.config import load_job_config
+from heavytail.config import load_job_config, resolve_job_config
 from heavytail.errors import ConfigError
 from heavytail.io import atomic_path, read_json
 from heavytail.provenance import record_run
 
-DEFAULTS = {"seed": 1234, "n_mean": 100, "n_samples": None, "target_halfwidth": 0.3, "mode": "train_frozen_bn",
-            "n_boot": 200, "level": 0.9, "progress_every": 50, "device": "auto",
-            "per_coordinate": {"batch_size": None, "coordinates_per_group": 2000, "mode": "eval", "method": "auto",
-                               "chunk_size": 8, "max_samples": 100_000}}
+# the job's own keys beside the noise section; a measurement job is built without the figures' settings and
+# the other roles' runs (changing them must not re-measure)
+JOB_KEYS = ("measurements", "job", "overwrite")
+OMITTED = ("runs", "figures")
+SETTINGS = ("seed", "n_mean", "n_samples", "target_halfwidth", "mode", "n_boot", "level", "progress_every", "device",
+            "per_coordinate")
 
 
 def resolve_settings(cfg: dict) -> dict:
-    """The noise preset with defaults; n_samples from `target_halfwidth` when it is null."""
+    """The measurement settings of a resolved job config; n_samples from `target_halfwidth` when it is null."""
     from heavytail.noise.tail_index import recommend_sample_count
 
-    settings = {**DEFAULTS, **{k: v for k, v in cfg.items() if k in DEFAULTS}}
-    settings["per_coordinate"] = {**DEFAULTS["per_coordinate"], **(cfg.get("per_coordinate") or {})}
+    settings = {key: cfg[key] for key in SETTINGS}
     if settings["n_samples"] is None:
         # the norm estimator works on n // 2 paired differences, hence 2x the count for scalar samples
         settings["n_samples"] = 2 * recommend_sample_count(float(settings["target_halfwidth"]),
@@ -52,9 +53,9 @@ def measure_one(spec: dict, settings: dict, out_dir: str | Path, tasks: dict | N
     """Measure one (checkpoint, data, batch size) into `out_dir`; returns the summary."""
     import torch
 
+    from heavytail.device import resolve_device
     from heavytail.noise.core import measure_noise, save_noise_result, summarise
     from heavytail.noise.targets import build_target, job_config_of
-    from heavytail.train.distributed import resolve_device
 
     steps = None
     if spec.get("run"):
@@ -131,9 +132,9 @@ def run_point(run_dir: str | Path, fraction: float, variant: str | None = None) 
 
 def _per_coordinate(target, settings: dict, batch_size: int, seed: int, out: Path) -> dict:
     """Per-example noise at sampled coordinates of one fixed minibatch (Fig 6c), saved; tail indices per group."""
+    from heavytail.batches import to_device
     from heavytail.noise.per_coordinate import per_coordinate_noise
     from heavytail.noise.tail_index import tail_index_per_coordinate
-    from heavytail.train.engine import to_device
 
     pc = settings["per_coordinate"]
     size = int(pc["batch_size"] or batch_size)
@@ -222,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="torch intra-op threads")
     args = parser.parse_args(argv)
     try:
-        cfg = load_job_config(args.config)
+        cfg = resolve_job_config(load_job_config(args.config), "noise", JOB_KEYS, omitted=OMITTED)
         settings = resolve_settings(cfg)
         specs = measurement_specs(cfg, args)
     except ConfigError as exc:
@@ -230,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import torch
 
-    if args.threads or cfg.get("torch_threads"):
-        torch.set_num_threads(int(args.threads or cfg["torch_threads"]))
+    if args.threads:
+        torch.set_num_threads(int(args.threads))
     tasks: dict = {}
     for spec, out in specs:
         if cfg.get("measurements") and (out / "summary.json").is_file() and not cfg.get("overwrite"):

@@ -25,11 +25,9 @@ from torch import nn
 
 from heavytail.errors import ConfigError
 from heavytail.io import read_json
+from heavytail.noise.names import GAUSSIAN, TEXT_DATA_NAMES, bert_model_name
 
 FAMILIES = ("bert", "vision")
-GAUSSIAN = "gaussian"
-# how each text source is named in the noise table (the report's claims match "gauss*" against the rest)
-TEXT_DATA_NAMES = {"gensim_wiki": "wikipedia", "hf_wikipedia_bookcorpus": "wikipedia_books"}
 
 
 @dataclass
@@ -116,7 +114,7 @@ def _total_steps(job: dict, state: dict | None, family: str) -> int | None:
 
 
 def _to_device(batch, model: nn.Module):
-    from heavytail.train.engine import to_device
+    from heavytail.batches import to_device
 
     return to_device(batch, next(model.parameters()).device)
 
@@ -170,11 +168,6 @@ def _bert_target(job: dict, state: dict | None, data: str, seed: int, tasks: dic
     return NoiseTarget(model, loss_fn, example_loss, stream, meta)
 
 
-def bert_model_name(variant: str) -> str:
-    """Model name in the noise table: bert (attention), no_attention_bert (the paper's ResNet-like BERT)."""
-    return "no_attention_bert" if variant == "resnet_like" else "bert"
-
-
 def use_gaussian_input(model: nn.Module) -> None:
     """Feed normalised Gaussian vectors instead of token embeddings (paper §5.2), keeping the architecture.
 
@@ -190,7 +183,7 @@ def use_gaussian_input(model: nn.Module) -> None:
 
 def _vision_target(job: dict, state: dict | None, data: str, seed: int, tasks: dict) -> NoiseTarget:
     from heavytail.data.images import split_root
-    from heavytail.train.classify import build_task, engine_config, model_config
+    from heavytail.train.classify import build_task, model_config, train_config
 
     if data != "auto":
         raise ConfigError(f"noise: --data for image models is auto, the run's images (got {data!r})")
@@ -199,7 +192,7 @@ def _vision_target(job: dict, state: dict | None, data: str, seed: int, tasks: d
         train_cfg = state["config"]
     else:
         manifest, _ = split_root(job["manifest"], "train")
-        train_cfg = engine_config(job, model_cfg, manifest, {}, int(job.get("seed", 0)))
+        train_cfg = train_config(job, model_cfg, manifest, {}, int(job.get("seed", 0)))
     task = _cached(tasks, job, seed, lambda: build_task(job, {**train_cfg, "seed": seed}))
     model = _init_model(task.build_model, int(job.get("seed", 0)))
     if state is not None:

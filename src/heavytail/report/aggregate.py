@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from heavytail.config import load_job_config
+from heavytail.config import load_job_config, resolve_job_config
 from heavytail.io import atomic_path, read_json, read_jsonl
 
 RUN_KEYS = ["stage", "model", "optimizer", "seed", "status", "diverged_at_step", "steps", "num_layers",
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bench", type=Path, default=Path("results/bench"), help="benchmark JSON folder")
     parser.add_argument("--benchmarks", type=Path, help="Snakemake benchmark TSVs (default benchmarks/<scale>)")
     args = parser.parse_args(argv)
-    cfg = load_job_config(args.config)
+    cfg = resolve_job_config(load_job_config(args.config), "report", ("artifacts",))
     scale = cfg["scale"]
     tables = aggregate(args.results or Path("results") / scale, args.bench,
                        args.benchmarks or Path("benchmarks") / scale)

@@ -8,8 +8,8 @@ FLOPs counted (multiply-add = 2 FLOPs; training = forward + backward = 3 x forwa
   ResNet50: 4.1 G multiply-adds forward per 224 px image (torchvision's "4.09 GFLOPS" counts MACs), so
   3 x 2 x 4.1 GFLOPs per training image; AlexNet 0.71 G MACs.
   Noise: each measurement runs forward + backward on (mean batches + samples) x batch examples.
-Experiment sizes come from the preset's pretrain/squad/vision/noise sections where they name them, else from
-ASSUMED below; each row says which. Device peak and utilisation come from `presets.<scale>.report`; a bench JSON
+Experiment sizes come from the experiment's pretrain/squad/vision/noise sections where they name them, else from
+ASSUMED below; each row says which. Device peak and utilisation come from the experiment's `report` section; a bench JSON
 key ending in `mfu` (0-1) whose path names bert or resnet replaces the assumed utilisation of that family.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from heavytail.config import load_job_config
+from heavytail.config import load_job_config, resolve_job_config
 from heavytail.io import atomic_path
 from heavytail.report.aggregate import collect_bench
 
@@ -30,7 +30,7 @@ SQUAD_TRAIN_FEATURES = 88_641  # SQuAD v1.1 train at max length 384, stride 128 
 IMAGENET_TRAIN = 1_281_167
 DEVICE_DEFAULTS = {"device_name": "NVIDIA A100 (bf16 dense peak)", "device_tflops": 312.0,
                    "mfu": {"transformer": 0.4, "convnet": 0.2}}
-# experiment sizes used when the preset does not say (paper: the BERT and ResNet50 recipes the paper follows)
+# experiment sizes used when the experiment does not say (paper: the BERT and ResNet50 recipes the paper follows)
 ASSUMED = {
     "paper": {
         "pretrain": {"depths": [6, 12, 24], "hidden_size": None, "seq_len": 128, "batch_size": 256,
@@ -68,7 +68,7 @@ ALIASES = {
 
 
 class Sizes:
-    """Reads experiment sizes from a preset section, falling back to ASSUMED; remembers which were assumed."""
+    """Reads experiment sizes from an experiment section, falling back to ASSUMED; remembers which were assumed."""
 
     def __init__(self, section: dict | None, assumed: dict):
         self.section, self.assumed, self.assumed_keys = section or {}, assumed, []
@@ -86,7 +86,7 @@ class Sizes:
         return self.assumed[key]
 
     def source(self) -> str:
-        return "preset" if not self.assumed_keys else "assumed: " + ", ".join(sorted(set(self.assumed_keys)))
+        return "config" if not self.assumed_keys else "assumed: " + ", ".join(sorted(set(self.assumed_keys)))
 
 
 def _find(tree, name: str):
@@ -133,10 +133,10 @@ def measured_mfu(bench: pd.DataFrame) -> dict[str, float]:
     return found
 
 
-def estimate(scale: str, preset: dict, bench: pd.DataFrame) -> list[dict]:
+def estimate(scale: str, experiment: dict, bench: pd.DataFrame) -> list[dict]:
     """One row per target group of `scale`: runs, steps, FLOPs, throughput used, GPU-hours."""
     assumed = ASSUMED[scale]
-    device = {**DEVICE_DEFAULTS, **(preset.get("report") or {})}
+    device = {**DEVICE_DEFAULTS, **(experiment.get("report") or {})}
     mfu = {**DEVICE_DEFAULTS["mfu"], **(device.get("mfu") or {})}
     measured = measured_mfu(bench)
     rows = []
@@ -151,7 +151,7 @@ def estimate(scale: str, preset: dict, bench: pd.DataFrame) -> list[dict]:
                      "mfu": util, "mfu_source": "measured (bench)" if family in measured else "assumed",
                      "sizes_source": sizes.source(), "gpu_hours": total / throughput / 3600, "note": note})
 
-    p = Sizes(preset.get("pretrain"), assumed["pretrain"])
+    p = Sizes(experiment.get("pretrain"), assumed["pretrain"])
     depths, seq, batch = p("depths"), p("seq_len"), p("batch_size")
     steps, seeds, vocab, mask = p("steps"), p("seeds"), p("vocab_size"), p("mask_fraction")
     hidden_cfg = p("hidden_size")
@@ -168,7 +168,7 @@ def estimate(scale: str, preset: dict, bench: pd.DataFrame) -> list[dict]:
     add("tune_pretrain (learning-rate grids)", "transformer", p("tune_points"), tune_steps, base_flops, p,
         "grid points x a fraction of the steps, at the base depth")
 
-    s = Sizes(preset.get("squad"), assumed["squad"])
+    s = Sizes(experiment.get("squad"), assumed["squad"])
     seq_s, batch_s = s("seq_len"), s("batch_size")
     steps_s = int(s("epochs") * s("train_features") / batch_s)
     for depth in sorted(s("depths")):
@@ -177,27 +177,27 @@ def estimate(scale: str, preset: dict, bench: pd.DataFrame) -> list[dict]:
         add(f"finetune_squad depth {depth} (table3)", "transformer", s("optimizers") * s("seeds"), steps_s, flops,
             s, f"{s('epochs')} epochs of {s('train_features')} features")
 
-    v = Sizes(preset.get("vision"), assumed["vision"])
+    v = Sizes(experiment.get("vision"), assumed["vision"])
     images = v("epochs") * v("train_images")
     add("train_vision resnet50 (fig1b, fig8)", "convnet", v("resnet_optimizers") * v("seeds"), images,
         RESNET50_TRAIN_FLOPS, v, "steps counted in images")
     add("train_vision alexnet (fig6)", "convnet", 1, v("alexnet_steps"), ALEXNET_TRAIN_FLOPS * v("alexnet_batch"),
         v, "to the paper's 5k iterations")
 
-    n = Sizes(preset.get("noise"), assumed["noise"])
+    n = Sizes(experiment.get("noise"), assumed["noise"])
     examples = n("batches") * n("batch_size")
     add("measure_noise (fig2, fig4-fig7)", "transformer", n("measurements"), examples,
         base_flops / batch, n, "per example at the base depth; steps counted in examples")
     return rows
 
 
-def budget_table(presets: dict[str, dict], bench: pd.DataFrame) -> pd.DataFrame:
+def budget_table(experiments: dict[str, dict], bench: pd.DataFrame) -> pd.DataFrame:
     """Every target at every budgeted scale, then one total row per scale."""
     rows = []
     for scale in BUDGET_SCALES:
-        if scale not in presets:
+        if scale not in experiments:
             continue
-        part = estimate(scale, presets[scale], bench)
+        part = estimate(scale, experiments[scale], bench)
         rows += part + [{"scale": scale, "target": "total", "gpu_hours": sum(r["gpu_hours"] for r in part),
                          "total_flops": sum(r["total_flops"] for r in part)}]
     return pd.DataFrame(rows)
@@ -205,14 +205,14 @@ def budget_table(presets: dict[str, dict], bench: pd.DataFrame) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="resolved job config with budget_presets (JSON)")
+    parser.add_argument("--config", required=True, help="resolved job config with budget_experiments (JSON)")
     parser.add_argument("--out", required=True, type=Path, help="results/<scale>/tables/budget.csv")
     parser.add_argument("--bench-dir", type=Path, default=Path("results/bench"),
                         help="benchmark JSON folder; measured utilisation is read from it where present")
     args = parser.parse_args(argv)
-    cfg = load_job_config(args.config)
+    cfg = resolve_job_config(load_job_config(args.config), "report", ("budget_experiments",))
     bench = collect_bench(args.bench_dir)
-    table = budget_table(cfg.get("budget_presets") or {cfg["scale"]: cfg}, bench)
+    table = budget_table(cfg.get("budget_experiments") or {cfg["scale"]: cfg}, bench)
     with atomic_path(args.out) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     for _, row in table.iterrows():

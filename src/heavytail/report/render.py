@@ -13,7 +13,7 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from heavytail.config import REPO_ROOT, load_job_config
+from heavytail.config import REPO_ROOT, load_job_config, resolve_job_config
 from heavytail.io import atomic_path
 from heavytail.report import aggregate, sections, verdicts
 from heavytail.report.artifacts import PAPER_ARTIFACTS
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tables", type=Path, help="aggregated tables (default results/<scale>/tables)")
     parser.add_argument("--paper", type=Path, default=verdicts.DEFAULT_PAPER, help="the paper's numbers (YAML)")
     args = parser.parse_args(argv)
-    cfg = load_job_config(args.config)
+    cfg = resolve_job_config(load_job_config(args.config), "report", ("artifacts",))
     judged = render(cfg, args.out, args.results, args.tables, args.paper)
     for v in judged:
         print(f"claim {v['id']:48s} {v['label']}", flush=True)

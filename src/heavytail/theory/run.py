@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 
 import numpy as np
 import pandas as pd
 
-from heavytail.config import load_job_config, load_schema, validate_config
+from heavytail.config import load_job_config, resolve_job_config
 from heavytail.io import atomic_path, write_json
 from heavytail.provenance import record_run
 from heavytail.theory import adam_clipping, experiments
 
-JOB_KEYS = ("scale", "paths", "data", "stage")  # added by job_config, not part of the theory section
 TABLE_COLUMNS = ["experiment", "method", "noise", "alpha", "threshold", "measured_slope", "slope_lo", "slope_hi",
                  "theory_slope", "agrees", "verdict", "notes"]
-
-
-def resolve_theory_config(job: dict) -> dict:
-    """The theory section with the schema's defaults filled in; ConfigError (one line) on a bad key or value."""
-    section = {k: copy.deepcopy(v) for k, v in job.items() if k not in JOB_KEYS}
-    schema = load_schema()["definitions"]["theory"]
-    return validate_config(section, schema=schema, source="config.yaml: presets.<scale>.theory")
 
 
 def run_all(cfg: dict, seed: int) -> tuple[pd.DataFrame, dict, dict]:
@@ -66,10 +57,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", required=True, help="resolved job config: JSON string or JSON/YAML file")
     parser.add_argument("--out", required=True, help="output folder (table1.csv, theory_data.json, errors.npz)")
     args = parser.parse_args(argv)
-    job = load_job_config(args.config)
-    cfg = resolve_theory_config(job)
-    with record_run(args.out, {**job, **cfg}) as run:
-        print(f"theory scale {job.get('scale', '?')} seed {cfg['seed']} alphas {cfg['alphas']}", flush=True)
+    cfg = resolve_job_config(load_job_config(args.config), "theory")
+    with record_run(args.out, cfg) as run:
+        print(f"theory scale {cfg.get('scale', '?')} seed {cfg['seed']} alphas {cfg['alphas']}", flush=True)
         table, data, raw = run_all(cfg, cfg["seed"])
         with atomic_path(f"{args.out}/table1.csv") as tmp:
             table.to_csv(tmp, index=False, float_format="%.6g")

@@ -1,6 +1,6 @@
 """Image classification on the shared engine: `python -m heavytail.train.classify --config <json> --out <dir>`.
 
-The config is the vision preset plus `model` (a key of `models`), `optimizer` (a label of `optimizers`), `seed`,
+The config is the vision section of the experiment plus `model` (a key of `models`), `optimizer` (a label of `optimizers`), `seed`,
 `manifest` (the image manifest.json) and optionally `tuned_choice` (a tune stage's choice.json whose hparams
 override the optimizer's) and `torch_threads`. Validation rows hold loss, top1 and top5; cross-entropy without
 label smoothing. Run folder: metrics.jsonl, checkpoint.pt, result.json, run.json, resolved_config.json and
@@ -23,6 +23,9 @@ from heavytail.errors import ConfigError
 from heavytail.io import content_digest, read_json
 
 MODEL_KEYS = ("arch", "width", "stem_stride", "width_fraction", "hidden", "pool_size")
+# the job's own keys beside the vision section
+JOB_KEYS = ("model", "optimizer", "seed", "manifest", "tuned_choice")
+REQUIRED = ("model", "optimizer", "seed", "manifest")
 
 
 class ClassificationTask:
@@ -94,11 +97,11 @@ def train_steps(model_cfg: dict, train_images: int) -> tuple[int, int]:
     per_epoch = train_images // int(model_cfg["batch_size"])
     if per_epoch < 1:
         raise ConfigError(f"vision batch_size {model_cfg['batch_size']} exceeds the {train_images} training images")
-    steps = model_cfg.get("steps") or int(round(float(model_cfg["epochs"]) * per_epoch))
+    steps = model_cfg.get("steps") or int(round(float(model_cfg["epochs"]) * per_epoch))  # steps absent: epochs
     return int(steps), per_epoch
 
 
-def engine_config(cfg: dict, model_cfg: dict, manifest: dict, setting: dict, seed: int) -> dict:
+def train_config(cfg: dict, model_cfg: dict, manifest: dict, setting: dict, seed: int) -> dict:
     """Engine config of one vision run; `vision` carries what `model_from_snapshot` needs to rebuild the model."""
     train_images = sum(manifest["counts"]["train"].values())
     steps, per_epoch = train_steps(model_cfg, train_images)
@@ -108,12 +111,12 @@ def engine_config(cfg: dict, model_cfg: dict, manifest: dict, setting: dict, see
     snapshots = sorted({int(round(f * steps)) for f in model_cfg.get("snapshot_fractions", [])})
     return {
         "steps": steps, "batch_size": int(model_cfg["batch_size"]), "seed": seed, "optimizer": setting,
-        "schedule": model_cfg.get("schedule", {}), "log_every": min(steps, int(cfg.get("log_every", 10))),
+        "schedule": model_cfg["schedule"], "log_every": min(steps, int(cfg["log_every"])),
         "eval_every": eval_every, "checkpoint_every": min(steps, int(model_cfg.get("checkpoint_every") or per_epoch)),
         "eval_at_start": True, "snapshot_steps": snapshots, "grad_clip_norm": None,
         # the standard ResNet recipe decays every weight, BatchNorm and biases included
-        "weight_decay_exclude_1d": False, "device": cfg.get("device", "auto"),
-        "precision": cfg.get("precision", "auto"), "micro_batch_size": model_cfg.get("micro_batch_size"),
+        "weight_decay_exclude_1d": False, "device": cfg["device"],
+        "precision": cfg["precision"], "micro_batch_size": model_cfg["micro_batch_size"],
         "vision": {"model": spec, "image_size": input_size(model_cfg, manifest), "mean": manifest["mean"],
                    "std": manifest["std"], "steps_per_epoch": per_epoch},
         # the images' identity: a rebuilt image folder makes the engine train again rather than reuse the run
@@ -127,9 +130,9 @@ def build_task(cfg: dict, train_cfg: dict) -> ClassificationTask:
 
     vision, seed, manifest_path = train_cfg["vision"], int(train_cfg["seed"]), cfg["manifest"]
     size, mean, std = vision["image_size"], vision["mean"], vision["std"]
-    eval_batch = int(cfg.get("eval_batch_size", 500))
-    if cfg.get("loader", "memory") == "memory":
-        pad = int(cfg.get("crop_padding", 4))
+    eval_batch = int(cfg["eval_batch_size"])
+    if cfg["loader"] == "memory":
+        pad = int(cfg["crop_padding"])
         train = B.MemoryImages(*B.load_split_tensors(manifest_path, "train"), mean, std, size, pad)
         val = B.MemoryImages(*B.load_split_tensors(manifest_path, "val"), mean, std, size)
 
@@ -139,7 +142,7 @@ def build_task(cfg: dict, train_cfg: dict) -> ClassificationTask:
         def val_fn():
             return val.plain_batches(eval_batch)
     else:
-        workers = int(cfg.get("num_workers", 8))
+        workers = int(cfg["num_workers"])
 
         def train_fn(start, batch_size, rank, world):
             return B.worker_train_batches(manifest_path, seed, start, batch_size, rank, world, size, mean, std,
@@ -178,23 +181,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="image classification on the shared training engine")
     parser.add_argument("--config", required=True, help="resolved job config (JSON string or path)")
     parser.add_argument("--out", required=True, help="run folder: metrics.jsonl, checkpoint.pt, run.json")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (a runtime fact, not config)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads of the job, shared by its processes")
     args = parser.parse_args(argv)
-    from heavytail.config import load_job_config
+    from heavytail.config import load_job_config, resolve_job_config
     from heavytail.data.images import split_root
     from heavytail.provenance import record_run
     from heavytail.train.distributed import init_distributed, shutdown_distributed
     from heavytail.train.engine import run_training
+    from heavytail.train.pretrain import configure_threads
 
     try:
-        cfg = load_job_config(args.config)
-        threads = args.threads or cfg.get("torch_threads")
-        if threads:
-            torch.set_num_threads(int(threads))
+        cfg = resolve_job_config(load_job_config(args.config), "vision", JOB_KEYS, required=REQUIRED)
+        configure_threads(args.threads)
         model_cfg = model_config(cfg)
         manifest, _ = split_root(cfg["manifest"], "train")
-        seed = int(cfg.get("seed", 0))
-        train_cfg = engine_config(cfg, model_cfg, manifest, resolve_optimizer(cfg, model_cfg), seed)
+        seed = int(cfg["seed"])
+        train_cfg = train_config(cfg, model_cfg, manifest, resolve_optimizer(cfg, model_cfg), seed)
         cfg = {**cfg, "train": train_cfg}
         task = build_task(cfg, train_cfg)
     except ConfigError as exc:

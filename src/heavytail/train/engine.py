@@ -18,8 +18,6 @@ resuming needs no data-loader state and a kill at any step resumes bitwise on CP
 
 from __future__ import annotations
 
-import contextlib
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,32 +26,19 @@ import torch
 from torch import nn
 
 from heavytail.errors import ConfigError
-from heavytail.io import read_json, write_json, write_jsonl
+from heavytail.io import read_json, write_json
 from heavytail.train.checkpoint import CHECKPOINT_NAME, seed_everything
 from heavytail.train.distributed import DistContext, init_distributed
+from heavytail.train.records import METRICS_NAME, RESULT_NAME, comparable
+from heavytail.train.signals import EXIT_REQUEUE, Requeue, StopRequest
 
-# EX_TEMPFAIL from sysexits.h: "try again later". A scheduler (SLURM profile, Snakemake retries) requeues it.
-EXIT_REQUEUE = 75
-
-METRICS_NAME = "metrics.jsonl"
-RESULT_NAME = "result.json"
-
-DEFAULTS: dict[str, Any] = {
-    "micro_batch_size": None,
-    "seed": 0,
-    "grad_clip_norm": None,
-    "weight_decay_exclude_1d": True,
-    "schedule": {},
-    "log_every": 10,
-    "eval_every": 100,
-    "eval_at_start": True,
-    "checkpoint_every": 100,
-    "snapshot_steps": [],
-    "device": "auto",
-    "precision": "auto",
-}
-SCHEDULE_DEFAULTS = {"warmup_steps": None, "warmup_fraction": 0.0, "decay": "linear", "final_fraction": 0.0,
-                     "milestones": [], "gamma": 0.1, "keys": ["lr"]}
+# Every key a train config states. There are no defaults here: the stage's schema (workflow/schemas/) fills the
+# mechanics, and each task's train-config builder states the recipe, so that a command-line run and a pipeline
+# run of the same job train the same way.
+TRAIN_KEYS = ("steps", "batch_size", "micro_batch_size", "optimizer", "seed", "grad_clip_norm",
+              "weight_decay_exclude_1d", "schedule", "log_every", "eval_every", "eval_at_start", "checkpoint_every",
+              "snapshot_steps", "device", "precision")
+SCHEDULE_KEYS = ("warmup_steps", "warmup_fraction", "decay", "final_fraction", "milestones", "gamma", "keys")
 
 
 class Task(Protocol):
@@ -74,114 +59,33 @@ class Task(Protocol):
     # optional: `on_finish(model, out_dir)` runs on rank 0 after a run that did not diverge (e.g. export weights)
 
 
-def resolve_train_config(cfg: dict) -> dict:
-    """Engine config with defaults filled and checked; raises ConfigError naming the bad key."""
-    for key in ("steps", "batch_size", "optimizer"):
-        if key not in cfg:
-            raise ConfigError(f"train.{key} is missing (set it in the stage's preset in config.yaml)")
-    resolved = {**DEFAULTS, **cfg}
-    resolved["schedule"] = {**SCHEDULE_DEFAULTS, **(cfg.get("schedule") or {})}
+def check_train_config(train_config: dict) -> dict:
+    """The train config, checked: every key stated, counts positive; raises ConfigError naming the key."""
+    missing = [k for k in TRAIN_KEYS if k not in train_config]
+    missing += [f"schedule.{k}" for k in SCHEDULE_KEYS if k not in (train_config.get("schedule") or {})]
+    if missing:
+        raise ConfigError(f"train config misses {', '.join(missing)} (build it with the stage's train-config "
+                          "function from a job config the schema has resolved)")
     for key in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every"):
-        if not isinstance(resolved[key], int) or resolved[key] < 1:
-            raise ConfigError(f"train.{key} must be a positive integer (got {resolved[key]!r})")
-    if "name" not in resolved["optimizer"] or "lr" not in resolved["optimizer"]:
-        raise ConfigError("train.optimizer needs `name` and `lr` (an optimizer_setting of config.yaml)")
-    return resolved
+        value = train_config[key]
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"train.{key} must be a positive integer (got {value!r})")
+    if "name" not in train_config["optimizer"] or "lr" not in train_config["optimizer"]:
+        raise ConfigError("train.optimizer needs `name` and `lr` (an optimizer setting of config.yaml)")
+    return train_config
 
 
-def warmup_steps_of(cfg: dict) -> int:
-    sched = cfg["schedule"]
-    if sched["warmup_steps"] is not None:
-        return int(sched["warmup_steps"])
-    return int(round(float(sched["warmup_fraction"]) * cfg["steps"]))
-
-
-def param_groups(model: nn.Module, weight_decay: float | None, exclude_1d: bool) -> list[dict]:
-    """BERT's split: biases and LayerNorm weights (every 1-D parameter) get no weight decay."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not exclude_1d or not weight_decay:
-        return [{"params": params}]
-    decay = [p for p in params if p.ndim > 1]
-    no_decay = [p for p in params if p.ndim <= 1]
-    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def build_optimizer_for(model: nn.Module, cfg: dict) -> torch.optim.Optimizer:
-    from heavytail.optim import build_optimizer
-
-    hparams = {k: v for k, v in cfg["optimizer"].items() if k != "name"}
-    if isinstance(hparams.get("betas"), list):
-        hparams["betas"] = tuple(hparams["betas"])
-    groups = param_groups(model, hparams.get("weight_decay"), cfg["weight_decay_exclude_1d"])
-    return build_optimizer(cfg["optimizer"]["name"], groups, **hparams)
-
-
-def split_batch(batch: Any, parts: int) -> list[Any]:
-    """Split a tensor, or a dict/tuple of tensors, into `parts` micro-batches along dim 0."""
-    if parts == 1:
-        return [batch]
-    if isinstance(batch, torch.Tensor):
-        return list(batch.chunk(parts))
-    if isinstance(batch, dict):
-        pieces = {k: split_batch(v, parts) for k, v in batch.items()}
-        return [{k: v[i] for k, v in pieces.items()} for i in range(parts)]
-    if isinstance(batch, (tuple, list)):
-        pieces = [split_batch(v, parts) for v in batch]
-        return [type(batch)(p[i] for p in pieces) for i in range(parts)]
-    raise TypeError(f"cannot split a batch of type {type(batch).__name__}")
-
-
-def to_device(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (tuple, list)):
-        return type(batch)(to_device(v, device) for v in batch)
-    return batch
-
-
-class StopRequest:
-    """SIGTERM/SIGUSR1 set a flag; the loop checks it after each step, checkpoints and exits EXIT_REQUEUE."""
-
-    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
-
-    def __init__(self):
-        self.requested = False
-        self._previous = {}
-
-    def __enter__(self):
-        with contextlib.suppress(ValueError):  # not the main thread: no handlers, the loop still runs
-            for sig in self.SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.requested = True
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
-class Requeue(SystemExit):
-    """Raised after the checkpoint is written on a stop request; its exit code is EXIT_REQUEUE."""
-
-    def __init__(self):
-        super().__init__(EXIT_REQUEUE)
-
-
-def run_training(task: Task, cfg: dict, out_dir: str | Path, dist_ctx: DistContext | None = None) -> dict:
-    """Train `task` per `cfg` into `out_dir`; returns the result dict (status ok|diverged, final metrics)."""
+def run_training(task: Task, train_config: dict, out_dir: str | Path, dist_ctx: DistContext | None = None) -> dict:
+    """Train `task` per `train_config` into `out_dir`; returns the result (status ok|diverged, final metrics)."""
     from heavytail.train.loop import TrainingLoop
 
-    cfg = resolve_train_config(cfg)
+    cfg = check_train_config(train_config)
     out = Path(out_dir)
     ctx = dist_ctx or init_distributed(cfg["device"])
     finished = out / RESULT_NAME
     if finished.is_file() and (out / METRICS_NAME).is_file():
         previous = read_json(finished)
-        if previous.get("train_config") == _comparable(cfg):
+        if previous.get("train_config") == comparable(cfg):
             return previous  # a finished (or diverged) run: rerunning the command is a no-op
     # Without metrics.jsonl (Snakemake deletes a rerun job's declared outputs) the loop restores the final
     # checkpoint, trains no further step and writes the metrics again.
@@ -189,29 +93,11 @@ def run_training(task: Task, cfg: dict, out_dir: str | Path, dist_ctx: DistConte
     with StopRequest() as stop:
         loop = TrainingLoop(task, cfg, out, ctx, stop)
         result = loop.run()
-    result["train_config"] = _comparable(cfg)
+    result["train_config"] = comparable(cfg)
     if ctx.is_main:
         write_json(finished, result)
     return result
 
 
-def _comparable(cfg: dict) -> dict:
-    # the keys that change what is trained; logging cadence and device do not invalidate a finished run
-    ignored = {"log_every", "device"}
-    return {k: v for k, v in cfg.items() if k not in ignored}
-
-
-def autocast_context(ctx: DistContext, precision: str):
-    if ctx.device.type == "cuda" and precision in ("auto", "bf16"):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    if precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def write_metrics(out: Path, rows: list[dict]) -> None:
-    write_jsonl(out / METRICS_NAME, rows)
-
-
-__all__ = ["CHECKPOINT_NAME", "EXIT_REQUEUE", "METRICS_NAME", "RESULT_NAME", "Requeue", "Task", "run_training",
-           "resolve_train_config"]
+__all__ = ["CHECKPOINT_NAME", "EXIT_REQUEUE", "METRICS_NAME", "RESULT_NAME", "Requeue", "Task", "TRAIN_KEYS",
+           "check_train_config", "run_training"]

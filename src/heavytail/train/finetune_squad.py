@@ -1,9 +1,9 @@
 """SQuAD v1.1 fine-tuning: `python -m heavytail.train.finetune_squad --config <json> --out <dir>`.
 
-The config is the squad preset plus `model`, `optimizer` (a key of `optimizers`), `init_from` (a pretraining
-run folder, a Hugging Face model folder or a cached model name), `tokenizer` (folder), `qa_dir` (train.json,
-dev.json, stats.json) and either `seed` (one run, written to --out) or `seeds` (one run per seed, written to
---out/seed<N>: tokenisation and imports are paid once). Each run folder gets metrics.jsonl, checkpoint.pt,
+The config is the squad section of the experiment plus `model`, `optimizer` (a key of `optimizers`), `init_from`
+(a pretraining run folder, a Hugging Face model folder or a cached model name), `tokenizer` (folder), `qa_dir`
+(train.json, dev.json, stats.json): one run per seed of `seeds`, written to --out/seed<N> (tokenisation and
+imports are paid once), or, with `seed`, that one run written to --out. Each run folder gets metrics.jsonl, checkpoint.pt,
 predictions.json ({id: answer}, the official format) and scores.json (EM/F1 and two trivial baselines).
 Run under `torchrun --nproc_per_node N` for data-parallel training. Exit codes: 0 finished or diverged (see
 scores.json `status`), 2 bad config, 75 checkpointed on SIGTERM/SIGUSR1 (rerun to resume).
@@ -18,41 +18,40 @@ import math
 import sys
 from pathlib import Path
 
-from heavytail.config import load_job_config
+from heavytail.config import load_job_config, resolve_job_config
 from heavytail.errors import ConfigError
 from heavytail.io import content_digest, read_json, write_json
 from heavytail.provenance import record_run
 
-REQUIRED = ("model", "optimizer", "optimizers", "init_from", "tokenizer", "qa_dir", "epochs", "train")
+# the job's own keys beside the squad section; `seed` runs that one seed into --out instead of the section's `seeds`
+JOB_KEYS = ("model", "optimizer", "init_from", "tokenizer", "qa_dir", "seed")
+REQUIRED = ("model", "optimizer", "init_from", "tokenizer", "qa_dir")
 # what the engine cannot see but that changes the run: a finished or checkpointed run with other values is
 # not reused (the engine compares its config)
 TASK_KEYS = ("init_from", "tokenizer", "qa_dir", "max_seq_length", "doc_stride", "max_query_length")
 
 
 def check_config(cfg: dict) -> dict[int, str]:
-    """{seed: run folder suffix}; raises ConfigError naming the first missing or bad key."""
-    for key in REQUIRED:
-        if key not in cfg:
-            raise ConfigError(f"squad.{key} is missing from the job config (see definitions.squad in the schema)")
+    """{seed: run folder suffix}; raises ConfigError naming the bad key."""
     if cfg["optimizer"] not in cfg["optimizers"]:
         raise ConfigError(f"squad.optimizers has no entry {cfg['optimizer']!r} "
                           f"(entries: {', '.join(cfg['optimizers'])})")
-    if not cfg["epochs"] > 0:
-        raise ConfigError(f"squad.epochs must be > 0 (got {cfg['epochs']!r})")
-    if "seeds" in cfg:
-        return {int(seed): f"seed{int(seed)}" for seed in cfg["seeds"]}
-    return {int(cfg.get("seed", 0)): ""}
+    if "seed" in cfg:  # one run, written to --out itself
+        return {int(cfg["seed"]): ""}
+    return {int(seed): f"seed{int(seed)}" for seed in cfg["seeds"]}
 
 
-def engine_config(cfg: dict, seed: int, train_windows: int, inputs: dict) -> dict:
-    """Engine config of one run: `epochs` over the training windows, the optimizer, the recipe's clipping, and
-    `inputs` (`input_digests(cfg)`, the same for every seed of a job)."""
+def train_config(cfg: dict, seed: int, train_windows: int, inputs: dict) -> dict:
+    """The engine's train config of one run: `epochs` over the training windows, the optimizer, BERT's recipe
+    (its clipping, no weight decay on 1-D parameters, dev scored at the end), and `inputs`
+    (`input_digests(cfg)`, the same for every seed of a job)."""
     train = dict(cfg["train"])
     steps = max(1, math.ceil(cfg["epochs"] * train_windows / train["batch_size"]))
     train["steps"] = steps
     for key in ("log_every", "eval_every", "checkpoint_every"):
-        train[key] = max(1, min(int(train.get(key) or steps), steps))
-    train.setdefault("eval_at_start", False)
+        # eval_every null: the dev set is scored once, at the end
+        train[key] = max(1, min(int(train[key] or steps), steps))
+    train.update(eval_at_start=False, weight_decay_exclude_1d=True, snapshot_steps=[])
     train["task"] = {key: cfg.get(key) for key in TASK_KEYS} | {"inputs": inputs}
     label = cfg["optimizer"]
     train.update(seed=seed, optimizer=cfg["optimizers"][label],
@@ -79,8 +78,7 @@ def prepare_data(cfg: dict, cache_dir: str | None, ctx):
     from heavytail.data.squad import FeatureSpec, featurize
 
     qa_dir = Path(cfg["qa_dir"])
-    spec = FeatureSpec(int(cfg.get("max_seq_length", 384)), int(cfg.get("doc_stride", 128)),
-                       int(cfg.get("max_query_length", 64)))
+    spec = FeatureSpec(int(cfg["max_seq_length"]), int(cfg["doc_stride"]), int(cfg["max_query_length"]))
     tokenizer = load_tokenizer(cfg["tokenizer"])
     train_examples = load_squad_json(qa_dir / "train.json")
     dev_examples = load_squad_json(qa_dir / "dev.json")
@@ -133,28 +131,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="SQuAD v1.1 fine-tuning on the shared training engine")
     parser.add_argument("--config", required=True, help="resolved job config (JSON string or path)")
     parser.add_argument("--out", required=True, help="run folder (with `seeds`: the parent of seed<N> folders)")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: the config's torch_threads)")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads of the job, shared by its processes")
     parser.add_argument("--cache-dir", help="folder for the cached tokenised windows (datasets arrow files)")
     args = parser.parse_args(argv)
     try:
-        cfg = load_job_config(args.config)
-        if args.threads:
-            cfg = {**cfg, "torch_threads": args.threads}
+        cfg = resolve_job_config(load_job_config(args.config), "squad", JOB_KEYS, required=REQUIRED)
         runs = check_config(cfg)
     except ConfigError as exc:
         sys.stderr.write(f"heavytail: {exc}\n")
         return 2
-    import torch
-
     from heavytail.data.squad import first_of_kind_baseline, first_year_baseline, references
     from heavytail.metrics import squad_v1
     from heavytail.train.distributed import init_distributed, shutdown_distributed
     from heavytail.train.engine import run_training
+    from heavytail.train.pretrain import configure_threads
     from heavytail.train.squad_task import SquadTask
 
-    if cfg.get("torch_threads"):
-        torch.set_num_threads(int(cfg["torch_threads"]))
-    ctx = init_distributed(cfg["train"].get("device", "auto"))
+    configure_threads(args.threads)
+    ctx = init_distributed(cfg["train"]["device"])
     if ctx.is_main:
         print("resolved config: " + json.dumps(cfg, sort_keys=True), flush=True)
     dev_examples, train_features, dev_features, description = prepare_data(cfg, args.cache_dir, ctx)
@@ -173,14 +167,13 @@ def main(argv: list[str] | None = None) -> int:
               f"of the asked type {first_of_kind['exact_match']:.2f}", flush=True)
     for seed, suffix in runs.items():
         run_dir = Path(args.out) / suffix
-        run_cfg = {k: v for k, v in cfg.items() if k != "seeds"} | {"seed": seed}
+        run_cfg = cfg | {"seed": seed}
         record = record_run(run_dir, run_cfg) if ctx.is_main else contextlib.nullcontext({})
         with record as run:
             task = SquadTask(train_features, dev_examples, dev_features, cfg["init_from"], seed=seed,
-                             eval_batch_size=int(cfg.get("eval_batch_size", 64)),
-                             n_best_size=int(cfg.get("n_best_size", 20)),
-                             max_answer_length=int(cfg.get("max_answer_length", 30)))
-            result = run_training(task, engine_config(cfg, seed, task.train_windows, inputs), run_dir, ctx)
+                             eval_batch_size=int(cfg["eval_batch_size"]), n_best_size=int(cfg["n_best_size"]),
+                             max_answer_length=int(cfg["max_answer_length"]))
+            result = run_training(task, train_config(cfg, seed, task.train_windows, inputs), run_dir, ctx)
             if ctx.is_main:
                 scores = write_outputs(run_dir, task, result, baselines, {**meta, "seed": seed})
                 print(f"seed {seed} {result['status']}: EM {scores['exact_match']} F1 {scores['f1']} "

@@ -11,15 +11,25 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from heavytail.batches import split_batch, to_device
+from heavytail.device import autocast_context
 from heavytail.errors import ConfigError
-from heavytail.train import engine as E
-from heavytail.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from heavytail.train.checkpoint import (
+    CHECKPOINT_NAME,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from heavytail.train.distributed import DistContext
+from heavytail.train.optimization import build_optimizer_for, warmup_steps_of
+from heavytail.train.records import comparable, write_metrics
 from heavytail.train.schedule import WarmupDecaySchedule
+from heavytail.train.signals import EXIT_REQUEUE, Requeue, StopRequest
 
 
 class TrainingLoop:
-    def __init__(self, task, cfg: dict, out: Path, ctx: DistContext, stop: E.StopRequest):
+    def __init__(self, task, cfg: dict, out: Path, ctx: DistContext, stop: StopRequest):
         self.task, self.cfg, self.out, self.ctx, self.stop = task, cfg, out, ctx, stop
         self.total = cfg["steps"]
         world = ctx.world_size
@@ -32,10 +42,10 @@ class TrainingLoop:
             raise ConfigError(f"train.micro_batch_size {micro} must divide the per-process batch {local}")
         self.accumulation = local // micro
         self.model = task.build_model().to(ctx.device)
-        self.optimizer = E.build_optimizer_for(self.model, cfg)
+        self.optimizer = build_optimizer_for(self.model, cfg)
         sched = cfg["schedule"]
         self.schedule = WarmupDecaySchedule(
-            self.optimizer, self.total, E.warmup_steps_of(cfg), sched["decay"], sched["final_fraction"],
+            self.optimizer, self.total, warmup_steps_of(cfg), sched["decay"], sched["final_fraction"],
             sched["milestones"], sched["gamma"], tuple(sched["keys"]))
         self.ddp = (DistributedDataParallel(self.model, device_ids=[ctx.local_rank] if ctx.device.type == "cuda"
                                             else None) if ctx.distributed else None)
@@ -66,20 +76,20 @@ class TrainingLoop:
     def save(self) -> None:
         payload = self._payload()  # every rank joins the RNG gather; rank 0 writes
         if self.ctx.is_main:
-            save_checkpoint(self.out / E.CHECKPOINT_NAME, payload)
+            save_checkpoint(self.out / CHECKPOINT_NAME, payload)
         self.ctx.barrier()
 
     def restore(self) -> bool:
-        state = load_checkpoint(self.out / E.CHECKPOINT_NAME, map_location=self.ctx.device)
+        state = load_checkpoint(self.out / CHECKPOINT_NAME, map_location=self.ctx.device)
         if state is None:
             return False
-        if E._comparable(state["config"]) != E._comparable(self.cfg):
+        if comparable(state["config"]) != comparable(self.cfg):
             # the recipe changed (Snakemake reruns a job whose params changed): start over, keeping the old
             # checkpoint aside rather than resuming a different run or refusing to run
-            stale = self.out / f"stale-{E.CHECKPOINT_NAME}"
+            stale = self.out / f"stale-{CHECKPOINT_NAME}"
             if self.ctx.is_main:
-                (self.out / E.CHECKPOINT_NAME).replace(stale)
-                print(f"{self.out / E.CHECKPOINT_NAME} was written with a different config: moved it to "
+                (self.out / CHECKPOINT_NAME).replace(stale)
+                print(f"{self.out / CHECKPOINT_NAME} was written with a different config: moved it to "
                       f"{stale.name} and starting from step 0", flush=True)
             self.ctx.barrier()
             return False
@@ -97,12 +107,12 @@ class TrainingLoop:
     # --- one step -------------------------------------------------------------------------------------------
     def _forward_backward(self, batch) -> tuple[float, dict]:
         module = self.ddp or self.model
-        micro_batches = E.split_batch(batch, self.accumulation)
+        micro_batches = split_batch(batch, self.accumulation)
         loss_total, stats_total = 0.0, {}
         for i, micro in enumerate(micro_batches):
             last = i == len(micro_batches) - 1
             sync = contextlib.nullcontext() if (last or self.ddp is None) else self.ddp.no_sync()
-            with sync, E.autocast_context(self.ctx, self.cfg["precision"]):
+            with sync, autocast_context(self.ctx.device, self.cfg["precision"]):
                 loss, stats = self.task.loss(module, micro)
             with sync:
                 (loss / self.accumulation).backward()
@@ -142,21 +152,21 @@ class TrainingLoop:
         if self.ctx.is_main:
             print(f"step {self.step}/{self.total} loss {row['loss']:.3f} lr {row['lr']:.1e} "
                   f"gnorm {row['grad_norm']:.2f} {row['it_per_s']:.1f} it/s", flush=True)
-            E.write_metrics(self.out, self.rows)
+            write_metrics(self.out, self.rows)
         self.interval = self._fresh_interval()
 
     def _evaluate(self) -> dict:
         metrics = {}
         if self.ctx.is_main:
             self.model.eval()
-            with torch.no_grad(), E.autocast_context(self.ctx, self.cfg["precision"]):
+            with torch.no_grad(), autocast_context(self.ctx.device, self.cfg["precision"]):
                 metrics = {k: float(v) for k, v in self.task.evaluate(self.model).items()}
             self.model.train()
             row = {"split": "validation", "step": self.step, **metrics}
             self.rows.append(row)
             shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
             print(f"eval step {self.step}/{self.total} {shown}", flush=True)
-            E.write_metrics(self.out, self.rows)
+            write_metrics(self.out, self.rows)
         return metrics
 
     def _snapshot(self) -> None:
@@ -183,7 +193,7 @@ class TrainingLoop:
         tick = time.perf_counter()
         diverged_at = None
         while self.step < self.total:
-            batch = E.to_device(next(batches), self.ctx.device)
+            batch = to_device(next(batches), self.ctx.device)
             loss, stats = self._forward_backward(batch)
             grad_norm = self._grad_norm()
             nonfinite = not (math.isfinite(loss) and math.isfinite(grad_norm))
@@ -207,10 +217,10 @@ class TrainingLoop:
                 self.save()
             if stop and self.step < self.total:
                 if self.ctx.is_main:
-                    print(f"stop requested: checkpoint at step {self.step}, exiting {E.EXIT_REQUEUE} "
+                    print(f"stop requested: checkpoint at step {self.step}, exiting {EXIT_REQUEUE} "
                           "to be requeued", flush=True)
                     sys.stdout.flush()
-                raise E.Requeue()
+                raise Requeue()
         return self._finish(diverged_at)
 
     def _accumulate(self, loss: float, grad_norm: float, stats: dict) -> None:
@@ -228,7 +238,7 @@ class TrainingLoop:
         if self.ctx.is_main:
             if diverged_at is not None:
                 print(f"diverged at step {diverged_at}/{self.total}: non-finite loss or gradient", flush=True)
-            E.write_metrics(self.out, self.rows)
+            write_metrics(self.out, self.rows)
             if hasattr(self.task, "on_finish") and diverged_at is None:
                 self.task.on_finish(self.model, self.out)
         self.ctx.barrier()

@@ -57,15 +57,15 @@ def ensure_mlm_data(cfg: dict) -> None:
             raise ConfigError(f"{data_dir}/meta.json is missing; pass `corpus` and `tokenizer` folders in the "
                               "config (or run the prepare_mlm_data rule) to build it")
         prepare_mlm_data(cfg["corpus"], cfg["tokenizer"], data_dir, int(cfg["max_seq_length"]),
-                         nsp=bool(cfg.get("nsp", False)), seed=int(cfg.get("data_seed", 0)))
+                         nsp=bool(cfg["nsp"]), seed=int(cfg["data_seed"]))
 
 
 def load_mlm_data(cfg: dict) -> MLMData:
     """The prepared data of `cfg["mlm_data"]`, checked against the config's sequence length and NSP switch."""
     data_dir = Path(cfg["mlm_data"])
-    data = MLMData(data_dir, float(cfg.get("mask_probability", 0.15)), int(cfg.get("max_predictions_per_seq", 20)),
-                   cfg.get("validation_sequences"))
-    if data.max_seq_length != int(cfg["max_seq_length"]) or bool(data.meta["nsp"]) != bool(cfg.get("nsp", False)):
+    data = MLMData(data_dir, float(cfg["mask_probability"]), int(cfg["max_predictions_per_seq"]),
+                   cfg["validation_sequences"])
+    if data.max_seq_length != int(cfg["max_seq_length"]) or bool(data.meta["nsp"]) != bool(cfg["nsp"]):
         raise ConfigError(f"{data_dir} was prepared with max_seq_length {data.max_seq_length}, nsp "
                           f"{data.meta['nsp']}; delete it to rebuild for the config's values")
     return data
@@ -145,22 +145,24 @@ def resolve_optimizer(cfg: dict) -> dict:
     return setting
 
 
-def engine_config(cfg: dict, optimizer_setting: dict, seed: int, steps: int | None = None) -> dict:
-    """Engine config of one pretraining run: `train` section + optimizer + the recipe's own gradient clipping."""
-    train = dict(cfg["train"])
+def train_config(job: dict, optimizer_setting: dict, seed: int, steps: int | None = None) -> dict:
+    """The engine's train config of one pretraining run: the `train` section, the optimizer, BERT's recipe
+    (its own gradient clipping, no weight decay on 1-D parameters, an evaluation at step 0); `steps` shortens
+    the run (tuning), its cadences and warm-up with it."""
+    train = dict(job["train"])
     if steps is not None:
         scale = steps / train["steps"]
         train["steps"] = steps
         for key in ("eval_every", "checkpoint_every", "log_every"):
             train[key] = max(1, min(train[key], steps))
-        if train.get("schedule", {}).get("warmup_steps") is not None:
+        if train["schedule"]["warmup_steps"] is not None:
             train["schedule"] = {**train["schedule"], "warmup_steps": int(round(train["schedule"]["warmup_steps"]
                                                                              * scale))}
-    label = cfg.get("optimizer")
-    clip = (cfg.get("grad_clip_norm") or {}).get(label)
-    snapshots = sorted({int(round(f * train["steps"])) for f in cfg.get("snapshot_fractions") or []})
+    label = job.get("optimizer")
+    clip = (job.get("grad_clip_norm") or {}).get(label)
+    snapshots = sorted({int(round(f * train["steps"])) for f in job.get("snapshot_fractions") or []})
     train.update(seed=seed, optimizer=optimizer_setting, grad_clip_norm=clip, snapshot_steps=snapshots,
-                 task=task_identity(cfg))
+                 weight_decay_exclude_1d=True, eval_at_start=True, task=task_identity(job))
     return train
 
 
@@ -172,7 +174,7 @@ def task_identity(cfg: dict) -> dict:
     meta = read_json(meta_path) if meta_path.is_file() else {}
     data = meta.get("content_sha256") or (content_digest(meta_path) if meta else None)
     return {"model": cfg["models"][cfg["model"]],
-            "variant": cfg.get("variant", "attention"), "nsp": bool(cfg.get("nsp", False)),
-            "max_seq_length": cfg.get("max_seq_length"), "mask_probability": cfg.get("mask_probability"),
-            "max_predictions_per_seq": cfg.get("max_predictions_per_seq"),
-            "validation_sequences": cfg.get("validation_sequences"), "data": data}
+            "variant": cfg["variant"], "nsp": bool(cfg["nsp"]),
+            "max_seq_length": cfg["max_seq_length"], "mask_probability": cfg["mask_probability"],
+            "max_predictions_per_seq": cfg["max_predictions_per_seq"],
+            "validation_sequences": cfg["validation_sequences"], "data": data}

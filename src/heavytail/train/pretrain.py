@@ -15,15 +15,19 @@ import json
 import os
 import sys
 
-from heavytail.config import load_job_config
+from heavytail.config import load_job_config, resolve_job_config
 from heavytail.errors import ConfigError
 from heavytail.provenance import record_run
 
+# the job's own keys beside the pretrain section; corpus + tokenizer build mlm_data when it is missing (the
+# section's snapshot_fractions are the run's own: the plan adds the noise stage's for the run it measures)
+JOB_KEYS = ("model", "optimizer", "seed", "mlm_data", "tuned_choice", "corpus", "tokenizer")
+REQUIRED = ("model", "optimizer", "seed", "mlm_data")
 
-def configure_threads(cfg: dict) -> None:
+
+def configure_threads(threads: int | None) -> None:
     import torch
 
-    threads = cfg.get("torch_threads")
     if threads:
         # the job's cores are shared by the processes torchrun starts on this node
         per_process = int(threads) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
@@ -33,23 +37,21 @@ def configure_threads(cfg: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="BERT masked-LM pretraining on the shared training engine")
     parser.add_argument("--config", required=True, help="resolved job config (JSON string or path)")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: the config's torch_threads)")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads of the job, shared by its processes")
     parser.add_argument("--out", required=True, help="run folder: metrics.jsonl, checkpoint.pt, run.json")
     args = parser.parse_args(argv)
     try:
-        cfg = load_job_config(args.config)
-        if args.threads:
-            cfg = {**cfg, "torch_threads": args.threads}
+        cfg = resolve_job_config(load_job_config(args.config), "pretrain", JOB_KEYS, required=REQUIRED)
         from heavytail.train.engine import run_training
         from heavytail.train.mlm_task import (
             MLMPretrainTask,
-            engine_config,
             ensure_mlm_data,
             load_mlm_data,
             resolve_optimizer,
+            train_config,
         )
 
-        configure_threads(cfg)
+        configure_threads(args.threads)
         if cfg["model"] not in cfg["models"]:
             raise ConfigError(f"pretrain.models has no entry {cfg['model']!r} (entries: {', '.join(cfg['models'])})")
         cfg = {**cfg, "optimizer_setting": resolve_optimizer(cfg)}
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from heavytail.train.distributed import init_distributed, shutdown_distributed
 
-    ctx = init_distributed(cfg.get("train", {}).get("device", "auto"))
+    ctx = init_distributed(cfg["train"]["device"])
     if ctx.is_main:
         print("resolved config: " + json.dumps(cfg, sort_keys=True), flush=True)
     # one provenance record per run: rank 0 writes it, the other ranks fill a throwaway dict
@@ -68,15 +70,14 @@ def main(argv: list[str] | None = None) -> int:
             ensure_mlm_data(cfg)
         ctx.barrier()
         data = load_mlm_data(cfg)
-        seed = int(cfg.get("seed", 0))
-        task = MLMPretrainTask(data, cfg["models"][cfg["model"]], nsp=bool(cfg.get("nsp", False)),
-                               variant=cfg.get("variant", "attention"), seed=seed,
-                               eval_batch_size=int(cfg.get("eval_batch_size", 128)))
+        seed = int(cfg["seed"])
+        task = MLMPretrainTask(data, cfg["models"][cfg["model"]], nsp=cfg["nsp"], variant=cfg["variant"], seed=seed,
+                               eval_batch_size=cfg["eval_batch_size"])
         if ctx.is_main:
             print(f"unigram baseline (validation MLM loss of training frequencies): {data.unigram_loss:.4f}; "
                   f"context-free floor (sees only the token at the masked position): {data.context_free_loss:.4f}",
                   flush=True)
-        result = run_training(task, engine_config(cfg, cfg["optimizer_setting"], seed), args.out, ctx)
+        result = run_training(task, train_config(cfg, cfg["optimizer_setting"], seed), args.out, ctx)
         run.update(status=result["status"], diverged_at_step=result["diverged_at_step"],
                    unigram_loss=data.unigram_loss, context_free_loss=data.context_free_loss,
                    final_validation=result["final_validation"])

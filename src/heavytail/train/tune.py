@@ -18,10 +18,12 @@ import math
 import sys
 from pathlib import Path
 
-from heavytail.config import load_job_config
+from heavytail.config import load_job_config, resolve_job_config
 from heavytail.errors import ConfigError
 from heavytail.io import write_json
 from heavytail.provenance import record_run
+
+JOB_KEYS = ("optimizer", "mlm_data", "corpus", "tokenizer")
 
 
 def grid_points(cfg: dict, label: str) -> list[dict]:
@@ -62,13 +64,11 @@ def choose(results: list[dict]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Tune one optimizer's lr (and clip threshold) for pretraining")
     parser.add_argument("--config", required=True, help="resolved job config (JSON string or path)")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: the config's torch_threads)")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads")
     parser.add_argument("--out", required=True, help="tuning folder: grid.json, choice.json, one folder per point")
     args = parser.parse_args(argv)
     try:
-        cfg = load_job_config(args.config)
-        if args.threads:
-            cfg = {**cfg, "torch_threads": args.threads}
+        cfg = resolve_job_config(load_job_config(args.config), "pretrain", JOB_KEYS, required=("optimizer", "mlm_data"))
         label = cfg["optimizer"]
         points = grid_points(cfg, label)
         tune = cfg["tune"]
@@ -79,25 +79,24 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"heavytail: {exc}\n")
         return 2
     from heavytail.train.engine import run_training
-    from heavytail.train.mlm_task import MLMPretrainTask, engine_config, ensure_mlm_data, load_mlm_data
+    from heavytail.train.mlm_task import MLMPretrainTask, ensure_mlm_data, load_mlm_data, train_config
     from heavytail.train.pretrain import configure_threads
 
-    configure_threads(cfg)
+    configure_threads(args.threads)
     out = Path(args.out)
     print("resolved config: " + json.dumps(cfg, sort_keys=True), flush=True)
     with record_run(out, cfg) as run:
         ensure_mlm_data(cfg)
         data = load_mlm_data(cfg)
-        seed, steps = int(tune.get("seed", 0)), int(tune["steps"])
+        seed, steps = int(tune["seed"]), int(tune["steps"])
         results = []
         for point in points:
             setting = {**cfg["optimizers"][label], **point}
             point_dir = out / point_name(point)
             print(f"tune {label} {point_name(point)} on {model} for {steps} steps", flush=True)
-            task = MLMPretrainTask(data, cfg["models"][model], nsp=bool(cfg.get("nsp", False)),
-                                   variant=cfg.get("variant", "attention"), seed=seed,
-                                   eval_batch_size=int(cfg.get("eval_batch_size", 128)), export_hf=False)
-            train_cfg = engine_config({**cfg, "model": model}, setting, seed, steps=steps)
+            task = MLMPretrainTask(data, cfg["models"][model], nsp=cfg["nsp"], variant=cfg["variant"], seed=seed,
+                                   eval_batch_size=cfg["eval_batch_size"], export_hf=False)
+            train_cfg = train_config({**cfg, "model": model}, setting, seed, steps=steps)
             with record_run(point_dir, {**train_cfg, "model": model, "optimizer_label": label}) as point_run:
                 result = run_training(task, train_cfg, point_dir)
                 point_run.update(status=result["status"], diverged_at_step=result["diverged_at_step"])

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from heavytail.config import load_job_config
+from heavytail.config import load_job_config, resolve_job_config
 from heavytail.errors import ConfigError
 from heavytail.io import atomic_path, read_json
 from heavytail.noise.reference import gaussian_reference_norms, normalise_by_median, stable_reference_norms
@@ -284,8 +284,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", required=True, help="JSON: figure (fig2..fig7 or table), panels, settings")
     parser.add_argument("--out", required=True, help="PNG (SVG beside it) or, for table, the CSV")
     args = parser.parse_args(argv)
-    cfg = load_job_config(args.config)
-    figure, panels, settings = cfg["figure"], cfg["panels"], cfg.get("figures", {})
+    cfg = resolve_job_config(load_job_config(args.config), "noise", ("figure", "panels"))
+    figure, panels, settings = cfg["figure"], cfg["panels"], cfg["figures"]
     if figure == "table":
         frame = noise_table(panels)
         with atomic_path(args.out) as tmp:

@@ -1,0 +1,60 @@
+"""Every path template of the DAG, each written once: rules declare them, the plan fills them, the report reads them.
+
+Templates keep Snakemake's wildcards ({scale}, {model}, ...); `fill(template, **values)` makes a concrete path.
+"""
+
+from __future__ import annotations
+
+# --- data ------------------------------------------------------------------------------------------------
+CORPUS = "results/{scale}/data/corpus"
+TOKENIZER = "results/{scale}/data/tokenizer"
+IMAGES_MANIFEST = "results/{scale}/data/images/manifest.json"
+QA = "results/{scale}/data/qa"
+
+# --- pretraining -----------------------------------------------------------------------------------------
+MLM_DATA = "results/{scale}/pretrain/mlm_data"
+TUNE_DIR = "results/{scale}/pretrain/tune/{optimizer}"
+TUNE_CHOICE = TUNE_DIR + "/choice.json"
+TUNE_GRID = TUNE_DIR + "/grid.json"
+PRETRAIN_RUN = "results/{scale}/pretrain/{model}/{optimizer}/seed{seed}"
+PRETRAIN_METRICS = PRETRAIN_RUN + "/metrics.jsonl"
+
+# --- SQuAD: one job per (model, optimizer) trains every seed into its own folder --------------------------
+SQUAD_JOB = "results/{scale}/squad/{model}/{optimizer}"
+SQUAD_RUN = SQUAD_JOB + "/seed{seed}"
+SQUAD_FEATURES = "results/{scale}/squad/features"
+
+# --- vision: only metrics.jsonl and run.json are declared outputs, so that Snakemake never deletes the
+# checkpoint and snapshots a requeued run resumes from ----------------------------------------------------
+VISION_RUN = "results/{scale}/vision/{model}/{optimizer}/seed{seed}"
+VISION_METRICS = VISION_RUN + "/metrics.jsonl"
+VISION_RUN_RECORD = VISION_RUN + "/run.json"
+
+# --- noise: results/{scale}/noise/<model>/<data>/pct<NNN>/bs<B>/ per measurement -------------------------
+NOISE_ROOT = "results/{scale}/noise"
+NOISE_MEASUREMENT = NOISE_ROOT + "/{name}"
+NOISE_TABLE = NOISE_ROOT + "/measurements.csv"
+
+# --- theory ----------------------------------------------------------------------------------------------
+THEORY_DIR = "results/{scale}/theory"
+THEORY_TABLE = THEORY_DIR + "/table1.csv"
+THEORY_DATA = THEORY_DIR + "/theory_data.json"
+THEORY_ERRORS = THEORY_DIR + "/rate_errors.npz"
+
+# --- artifacts and the report ----------------------------------------------------------------------------
+FIGURE = "results/{scale}/figures/{name}.png"
+FIGURE_SVG = "results/{scale}/figures/{name}.svg"
+TABLE = "results/{scale}/tables/{name}.csv"
+REPORT = "reports/{scale}/index.html"
+VERDICTS = "reports/{scale}/verdicts.csv"
+BENCH = "results/bench/{name}.json"
+
+
+def fill(template: str, **values) -> str:
+    """A concrete path: every wildcard of `template` replaced by its value."""
+    return template.format(**values)
+
+
+def named(template: str, name: str) -> str:
+    """`template` with its {name} filled and its other wildcards ({scale}) kept: one artifact's rule output."""
+    return template.replace("{name}", name)

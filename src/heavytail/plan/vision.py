@@ -1,0 +1,32 @@
+"""The vision runs (Fig 1b, Fig 8, the AlexNet snapshots of Fig 6) and their job configs."""
+
+from __future__ import annotations
+
+from heavytail.constraints import FIG1B_OPTIMIZERS, FIG8_OPTIMIZERS
+from heavytail.plan.jobs import job_config
+from heavytail.plan.paths import IMAGES_MANIFEST, VISION_METRICS, VISION_RUN, fill
+
+
+def run_dir(experiment: dict, model: str, optimizer: str, seed: int) -> str:
+    return fill(VISION_RUN, scale=experiment["scale"], model=model, optimizer=optimizer, seed=seed)
+
+
+def metrics(experiment: dict, model: str, optimizers=None) -> list[str]:
+    """metrics.jsonl of `model`'s runs for `optimizers` (default: the model's own list), every seed."""
+    vision = experiment["vision"]
+    spec = vision["models"][model]
+    return [fill(VISION_METRICS, scale=experiment["scale"], model=model, optimizer=o, seed=s)
+            for o in (optimizers or spec["optimizers"]) for s in vision["seeds"]]
+
+
+def vision_job(experiment: dict, scale: str, model: str, optimizer: str, seed: str | int) -> dict:
+    return job_config(experiment, "vision", model=model, optimizer=optimizer, seed=int(seed),
+                      manifest=fill(IMAGES_MANIFEST, scale=scale))
+
+
+def fig1b_runs(experiment: dict) -> list[str]:
+    return metrics(experiment, "resnet", list(FIG1B_OPTIMIZERS))
+
+
+def fig8_runs(experiment: dict) -> list[str]:
+    return metrics(experiment, "resnet", list(FIG8_OPTIMIZERS))
