@@ -22,6 +22,8 @@ TRAIN_HPARAMS = {
     "cclip": {"lr": 0.05, "clip_threshold": 0.1},
     "acclip": {"lr": 1.0},  # the printed rule steps by about lr·|g|, so it needs a large lr
     "acclip_normalized": {"lr": 1e-2},
+    "sign_descent": {"lr": 1e-3},  # heavy ball on signs: a steady coordinate moves 10·lr a step
+    "normalized_sgd": {"lr": 1e-2},
 }
 
 

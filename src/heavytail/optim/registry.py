@@ -9,9 +9,11 @@ import torch
 
 from heavytail.optim.acclip import ACClip
 from heavytail.optim.clip import CClip, GClip
+from heavytail.optim.normalized import NormalizedSGD, SignDescent
 
 # sgdm is torch's SGD with momentum 0.9 unless hparams say otherwise; acclip_normalized is ACClip with
-# the Adam-like normaliser, while acclip is the paper's printed rule.
+# the Adam-like normaliser, while acclip is the paper's printed rule; sign_descent and normalized_sgd are
+# Kunstner et al. (2023)'s, with heavy-ball momentum 0.9 unless hparams say otherwise.
 _FACTORIES = {
     "sgd": torch.optim.SGD,
     "sgdm": partial(torch.optim.SGD, momentum=0.9),
@@ -21,6 +23,8 @@ _FACTORIES = {
     "cclip": CClip,
     "acclip": partial(ACClip, normalize=False),
     "acclip_normalized": partial(ACClip, normalize=True),
+    "sign_descent": SignDescent,
+    "normalized_sgd": NormalizedSGD,
 }
 OPTIMIZER_NAMES: tuple[str, ...] = tuple(_FACTORIES)
 
