@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import queue
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -30,3 +33,35 @@ def to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, (tuple, list)):
         return type(batch)(to_device(v, device) for v in batch)
     return batch
+
+
+def pin(batch: Any) -> Any:
+    """The batch in page-locked host memory, so that its copy to the GPU can run asynchronously."""
+    if isinstance(batch, torch.Tensor):
+        return batch.pin_memory()
+    if isinstance(batch, dict):
+        return {k: pin(v) for k, v in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(pin(v) for v in batch)
+    return batch
+
+
+def prefetched(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """`batches`, built `depth` ahead by a background thread and pinned (for a GPU: the host prepares the next
+    batch while the device computes). The stream is the same; an exception in it is raised where it is read."""
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+
+    def produce():
+        try:
+            for batch in batches:
+                ready.put(pin(batch))
+        except BaseException as exc:  # hand it to the reader
+            ready.put(exc)
+        ready.put(done)
+
+    threading.Thread(target=produce, daemon=True, name="prefetch").start()
+    while (item := ready.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item

@@ -1,4 +1,11 @@
-"""Where a run computes: the device and the autocast precision. The CUDA-only choices of training live here."""
+"""Where a run computes: its device and its precision. Every CUDA-only choice of training and measuring is here.
+
+A job that the profile gave GPUs (`--gpus N` on the command line, from the rule's `gpu` resource) must see
+them: when torch sees no GPU (a driver older than the torch build needs, a node without GPUs, a broken
+CUDA_VISIBLE_DEVICES) it stops with one line instead of quietly training on the CPU for days.
+The pinned torch 2.14.1 wheels are built for CUDA 12.x: they need an NVIDIA driver >= 525 and a GPU of compute
+capability >= 7.5 (Turing and newer; see `supported_gpus`).
+"""
 
 from __future__ import annotations
 
@@ -6,17 +13,52 @@ import contextlib
 
 import torch
 
+from heavytail.errors import ConfigError
 
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
+
+def resolve_device(name: str = "auto", gpus: int | None = None) -> torch.device:
+    """The device of a job: `auto` is CUDA when the job was given GPUs (or, run by hand, when one is there)."""
+    if name != "auto":
+        return torch.device(name)
+    if gpus is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    if gpus == 0:
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"the job was given {gpus} GPU(s) but torch {torch.__version__} sees none "
+                          f"(CUDA build {torch.version.cuda}): check the NVIDIA driver (>= 525 for CUDA 12), "
+                          "CUDA_VISIBLE_DEVICES and the node's GPUs, or run on the CPU with --gpus 0")
+    return torch.device("cuda")
+
+
+def supported_gpus() -> str:
+    """The GPU architectures this torch build has kernels for, e.g. `sm_75 sm_80 sm_86 sm_90`."""
+    return " ".join(torch.cuda.get_arch_list()) if torch.cuda.is_available() else "none (no CUDA device visible)"
+
+
+def mixed_precision(device: torch.device, precision: str) -> str:
+    """The autocast dtype a run uses: bf16 on CUDA when the GPU has it, else fp16 (with loss scaling); fp32 on
+    CPU unless bf16 is asked for."""
+    if precision == "fp32":
+        return "fp32"
+    if device.type == "cuda":
+        if precision == "fp16" or (precision == "auto" and not torch.cuda.is_bf16_supported()):
+            return "fp16"
+        return "bf16"
+    return "bf16" if precision == "bf16" else "fp32"
 
 
 def autocast_context(device: torch.device, precision: str):
-    """bf16 autocast on CUDA (`auto`, `bf16`), or on CPU when asked for (`bf16`); fp32 otherwise."""
-    if device.type == "cuda" and precision in ("auto", "bf16"):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    if precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    """Autocast of `mixed_precision(device, precision)`: bf16 or fp16 on CUDA, bf16 on CPU when asked for."""
+    dtype = mixed_precision(device, precision)
+    if dtype == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if dtype == "bf16" else torch.float16)
+
+
+def grad_scaler(device: torch.device, precision: str):
+    """fp16 needs loss scaling (its range underflows small gradients); bf16 and fp32 do not: None."""
+    if mixed_precision(device, precision) == "fp16":
+        return torch.amp.GradScaler(device.type)
+    return None
+

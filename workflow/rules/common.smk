@@ -115,12 +115,40 @@ def job_param(build):
     return param
 
 
+# torchrun sends SIGKILL this long after forwarding a SIGTERM: longer than a checkpoint takes, shorter than the
+# 120 s between the profile's warning signal and the time limit. SIGUSR1 is forwarded too (a manual requeue).
+TORCHRUN = (
+    "torchrun --standalone --nproc_per_node {gpus} --shutdown-timeout 110"
+    " --signals-to-handle SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1 -m"
+)
+
+
 def launcher(wildcards, resources):
     """`torchrun` with one process per GPU when the profile gives the job more than one GPU."""
     gpus = int(resources.get("gpu", 0))
-    if gpus > 1:
-        return f"torchrun --standalone --nproc_per_node {gpus} -m"
-    return "python -m"
+    return TORCHRUN.format(gpus=gpus) if gpus > 1 else "python -m"
+
+
+def gpu_count(wildcards, resources):
+    """The GPUs the profile gave the job (0 without): the entry point stops if it cannot see them."""
+    return int(resources.get("gpu", 0))
+
+
+def attempt_number(wildcards, attempt):
+    """Snakemake's attempt number, as a resource: params and shell commands see no other way to it."""
+    return attempt
+
+
+def retried(command, record):
+    """The shell of a training rule: `command` (its log appended to, one segment per attempt), refused at once
+    when the previous attempt failed on its own (heavytail.train.retry), its exit code recorded in `record`.
+    """
+    options = f"--attempt {{resources.attempt}} --record {record}"
+    return (
+        f"python -m heavytail.train.retry check {options} >> {{log}} 2>&1 && {command} >> {{log}} 2>&1"
+        f" || code=$?; python -m heavytail.train.retry record {options} --exit ${{{{code:-0}}}};"
+        " exit ${{code:-0}}"
+    )
 
 
 def noise_output_root(wildcards, output):

@@ -22,9 +22,10 @@ rule measure_noise_bert:
     params:
         cfg=quoted(plan_noise.measure_job(EXPERIMENT, "bert")),
         out_dir=noise_output_root,
+        gpus=gpu_count,
     shell:
         "python -m heavytail.noise.measure --config {params.cfg} --out {params.out_dir} --threads {threads}"
-        " > {log} 2>&1"
+        " --gpus {params.gpus} > {log} 2>&1"
 
 
 use rule measure_noise_bert as measure_noise_bert_variants with:
@@ -40,6 +41,7 @@ use rule measure_noise_bert as measure_noise_bert_variants with:
     params:
         cfg=quoted(plan_noise.measure_job(EXPERIMENT, "bert_variants")),
         out_dir=noise_output_root,
+        gpus=gpu_count,
 
 
 use rule measure_noise_bert as measure_noise_image with:
@@ -55,6 +57,7 @@ use rule measure_noise_bert as measure_noise_image with:
     params:
         cfg=quoted(plan_noise.measure_job(EXPERIMENT, "image")),
         out_dir=noise_output_root,
+        gpus=gpu_count,
 
 
 use rule measure_noise_bert as measure_noise_alexnet with:
@@ -70,6 +73,7 @@ use rule measure_noise_bert as measure_noise_alexnet with:
     params:
         cfg=quoted(plan_noise.measure_job(EXPERIMENT, "alexnet")),
         out_dir=noise_output_root,
+        gpus=gpu_count,
 
 
 rule tabulate_noise:

@@ -40,11 +40,17 @@ rule tune_pretrain:
         optimizer="|".join(plan_pretrain.tuned_labels(EXPERIMENT)),
     conda:
         "../../envs/train.yaml"
+    resources:
+        attempt=attempt_number,
     params:
         cfg=job_param(plan_pretrain.tune_job),
+        gpus=gpu_count,
     shell:
-        "python -m heavytail.train.tune --config {params.cfg} --threads {threads}"
-        " --out $(dirname {output.choice}) > {log} 2>&1"
+        retried(
+            "python -m heavytail.train.tune --config {params.cfg} --threads {threads} --gpus {params.gpus}"
+            " --out $(dirname {output.choice})",
+            "$(dirname {output.choice})/attempts.jsonl",
+        )
 
 
 rule pretrain_bert:
@@ -63,12 +69,18 @@ rule pretrain_bert:
         seed=r"\d+",
     conda:
         "../../envs/train.yaml"
+    resources:
+        attempt=attempt_number,
     params:
         cfg=job_param(plan_pretrain.pretrain_job),
         launcher=launcher,
+        gpus=gpu_count,
     shell:
-        "{params.launcher} heavytail.train.pretrain --config {params.cfg} --threads {threads}"
-        " --out $(dirname {output}) > {log} 2>&1"
+        retried(
+            "{params.launcher} heavytail.train.pretrain --config {params.cfg} --threads {threads}"
+            " --gpus {params.gpus} --out $(dirname {output})",
+            "$(dirname {output})/attempts.jsonl",
+        )
 
 
 rule plot_fig1a:

@@ -24,14 +24,20 @@ rule finetune_squad:
         "benchmarks/{scale}/squad/{model}/{optimizer}.tsv"
     conda:
         "../../envs/train.yaml"
+    resources:
+        attempt=attempt_number,
     params:
         cfg=job_param(plan_squad.squad_job),
         out_dir=PATHS.SQUAD_JOB,
         cache_dir=PATHS.SQUAD_FEATURES,
         launcher=launcher,
+        gpus=gpu_count,
     shell:
-        "{params.launcher} heavytail.train.finetune_squad --config {params.cfg} --threads {threads}"
-        " --out {params.out_dir} --cache-dir {params.cache_dir} > {log} 2>&1"
+        retried(
+            "{params.launcher} heavytail.train.finetune_squad --config {params.cfg} --threads {threads}"
+            " --gpus {params.gpus} --out {params.out_dir} --cache-dir {params.cache_dir}",
+            "{params.out_dir}/attempts.jsonl",
+        )
 
 
 rule tabulate_squad:

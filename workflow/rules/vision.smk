@@ -22,13 +22,19 @@ rule train_vision:
         seed=r"\d+",
     conda:
         "../../envs/train.yaml"
+    resources:
+        attempt=attempt_number,
     params:
         cfg=job_param(plan_vision.vision_job),
         out_dir=PATHS.VISION_RUN,
         launcher=launcher,
+        gpus=gpu_count,
     shell:
-        "{params.launcher} heavytail.train.classify --config {params.cfg} --out {params.out_dir}"
-        " --threads {threads} > {log} 2>&1"
+        retried(
+            "{params.launcher} heavytail.train.classify --config {params.cfg} --out {params.out_dir}"
+            " --threads {threads} --gpus {params.gpus}",
+            "{params.out_dir}/attempts.jsonl",
+        )
 
 
 rule plot_fig1b:

@@ -8,7 +8,7 @@ export HF_HOME="$PWD/resources/hf_home" HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 export TORCHINDUCTOR_CACHE_DIR="$PWD/resources/inductor_cache"
 .venv/bin/ruff check src tests
 .venv/bin/snakemake --lint >/dev/null
-.venv/bin/snakefmt --check --quiet Snakefile workflow/rules
+.venv/bin/snakefmt --check Snakefile workflow/rules
 .venv/bin/snakemake -n reproduce_all --quiet >/dev/null
 # pytest exits 5 when no test ran: that is a failure here too
 .venv/bin/python -m pytest "$@"

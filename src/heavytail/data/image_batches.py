@@ -86,10 +86,12 @@ class MemoryImages:
             raw[torch.from_numpy(flips)] = raw[torch.from_numpy(flips)].flip(-1)
         return self._finish(raw), self.labels[torch.from_numpy(index)]
 
-    def plain_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The split in order, without augmentation (validation)."""
-        for start in range(0, len(self), batch_size):
-            yield self._finish(self.images[start:start + batch_size]), self.labels[start:start + batch_size]
+    def plain_batches(self, batch_size: int, rows: range | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The split (or its `rows`, one rank's share) in order, without augmentation (validation)."""
+        rows = range(len(self)) if rows is None else rows
+        for start in range(rows.start, rows.stop, batch_size):
+            stop = min(start + batch_size, rows.stop)
+            yield self._finish(self.images[start:stop]), self.labels[start:stop]
 
 
 def memory_train_batches(data: MemoryImages, seed: int, start_step: int, batch_size: int, rank: int,
@@ -155,8 +157,12 @@ def worker_train_batches(manifest_path, seed: int, start_step: int, batch_size: 
     return iter(loader)
 
 
-def worker_val_loader(manifest_path, batch_size: int, image_size: int, mean, std, num_workers: int):
+def worker_val_loader(manifest_path, batch_size: int, image_size: int, mean, std, num_workers: int,
+                      shard=None):
+    """The validation images in order, decoded by `num_workers` processes; `shard(n)` picks one rank's share."""
     folder = image_folder(manifest_path, "val", imagenet_transforms(image_size, mean, std, train=False))
+    if shard is not None:
+        folder = torch.utils.data.Subset(folder, list(shard(len(folder))))
     return torch.utils.data.DataLoader(folder, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                                        pin_memory=torch.cuda.is_available())
 

@@ -169,22 +169,51 @@ class MaskingSpec:
 
 
 def mask_tokens(input_ids: np.ndarray, spec: MaskingSpec, rng: np.random.Generator) -> dict:
-    """Devlin masking of a [batch, length] array; returns masked inputs and [batch, predictions] targets."""
-    batch, _ = input_ids.shape
+    """Devlin masking of a [batch, length] array with one stream; returns masked inputs and [batch, predictions]
+    targets."""
     maskable = ~np.isin(input_ids, spec.special_ids)
+    scores = rng.random(input_ids.shape)
+    width = _prediction_width(maskable, spec)
+    return _masked(input_ids, spec, maskable, scores, rng.random((len(input_ids), width)),
+                   rng.integers(0, spec.vocab_size, size=(len(input_ids), width)))
+
+
+def mask_rows(input_ids: np.ndarray, spec: MaskingSpec, streams: list[list[int]]) -> dict:
+    """Devlin masking with one stream per row (`streams[i]` seeds row i): a row's masks depend on that row alone,
+    so a batch split over processes is masked exactly as the whole batch is in one process."""
+    length, cap = input_ids.shape[1], spec.max_predictions
+    scores = np.empty(input_ids.shape)
+    action = np.empty((len(input_ids), cap))
+    tokens = np.empty((len(input_ids), cap), dtype=np.int64)
+    for i, stream in enumerate(streams):
+        rng = np.random.default_rng(stream)
+        scores[i], action[i], tokens[i] = rng.random(length), rng.random(cap), rng.integers(0, spec.vocab_size, cap)
+    maskable = ~np.isin(input_ids, spec.special_ids)
+    width = _prediction_width(maskable, spec)
+    return _masked(input_ids, spec, maskable, scores, action[:, :width], tokens[:, :width])
+
+
+def _predictions_per_row(maskable: np.ndarray, spec: MaskingSpec) -> np.ndarray:
     per_row = np.minimum(spec.max_predictions,
                          np.maximum(1, np.round(maskable.sum(1) * spec.mask_probability).astype(np.int64)))
-    per_row = np.minimum(per_row, maskable.sum(1))
-    width = int(per_row.max()) if batch else 0
+    return np.minimum(per_row, maskable.sum(1))
+
+
+def _prediction_width(maskable: np.ndarray, spec: MaskingSpec) -> int:
+    return int(_predictions_per_row(maskable, spec).max()) if len(maskable) else 0
+
+
+def _masked(input_ids, spec, maskable, scores, action, random_tokens) -> dict:
+    batch = len(input_ids)
+    per_row = _predictions_per_row(maskable, spec)
+    width = action.shape[1]
     # a random order of each row's maskable positions: the first per_row[i] are predicted
-    scores = np.where(maskable, rng.random(input_ids.shape), np.inf)
+    scores = np.where(maskable, scores, np.inf)
     positions = np.sort(np.argsort(scores, axis=1, kind="stable")[:, :width], axis=1)
     weights = (np.arange(width)[None, :] < per_row[:, None]).astype(np.float32)
     # padding predictions point at position 0 ([CLS]) with weight 0
     positions = np.where(weights > 0, positions, 0)
     labels = np.take_along_axis(input_ids, positions, axis=1)
-    action = rng.random(positions.shape)
-    random_tokens = rng.integers(0, spec.vocab_size, size=positions.shape)
     replaced = np.where(action < 0.8, spec.mask_id, np.where(action < 0.9, random_tokens, labels))
     masked = input_ids.copy()
     rows = np.repeat(np.arange(batch), width).reshape(batch, width)
@@ -212,16 +241,20 @@ class MLMBatches:
             out[hit] = self._order[stream[hit] % self.rows]
         return out
 
-    def batch(self, step: int, batch_size: int) -> dict:
-        """The global batch of `step` as numpy arrays."""
-        index = self._row_indices(step, batch_size)
+    def batch(self, step: int, batch_size: int, rank: int = 0, world_size: int = 1) -> dict:
+        """Rank `rank`'s rows of the global batch of `step` (of `world_size` equal shares), masked, as numpy
+        arrays. Each row is masked with its own stream (seed, step, its place in the global batch): a rank
+        reads and masks only its rows, and every world size trains on the same batches."""
+        share = batch_size // world_size
+        first = rank * share
+        index = self._row_indices(step, batch_size)[first:first + share]
         # sorted reads are much faster on a memory-mapped Dataset; the row order is restored after
         order = np.argsort(index, kind="stable")
         rows = self.split[index[order]] if not isinstance(self.split, dict) else {
             k: v[index[order]] for k, v in self.split.items()}
         undo = np.argsort(order, kind="stable")
         columns = {k: np.asarray(v)[undo] for k, v in rows.items()}
-        masked = mask_tokens(columns["input_ids"], self.spec, np.random.default_rng([self.seed, 1, step]))
+        masked = mask_rows(columns["input_ids"], self.spec, [[self.seed, 1, step, first + i] for i in range(share)])
         for extra in ("token_type_ids", "attention_mask", "next_sentence_label"):
             if extra in columns:
                 masked[extra] = columns[extra]

@@ -69,7 +69,7 @@ def measure_one(spec: dict, settings: dict, out_dir: str | Path, tasks: dict | N
     batch_size = int(spec.get("batch_size") or 0)
     if batch_size < 2:
         raise ConfigError(f"noise: batch_size must be >= 2 (got {spec.get('batch_size')!r}); set noise.batch_sizes")
-    device = resolve_device(settings["device"])
+    device = resolve_device(settings["device"], settings.get("gpus"))
     seed = int(settings["seed"])
     target = build_target(job, None if at_init else checkpoint, spec.get("data", "auto"), seed, device, tasks)
     if steps:
@@ -221,10 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, help="minibatch size (default: the first of noise.batch_sizes)")
     parser.add_argument("--per-coordinate", action="store_true", help="also per-coordinate noise of one minibatch")
     parser.add_argument("--threads", type=int, help="torch intra-op threads")
+    parser.add_argument("--gpus", type=int, help="GPUs the job was given (the rule's gpu resource); 0 = the CPU. "
+                        "Default: a GPU if one is there")
     args = parser.parse_args(argv)
     try:
         cfg = resolve_job_config(load_job_config(args.config), "noise", JOB_KEYS, omitted=OMITTED)
-        settings = resolve_settings(cfg)
+        settings = {**resolve_settings(cfg), "gpus": args.gpus}
         specs = measurement_specs(cfg, args)
     except ConfigError as exc:
         sys.stderr.write(f"heavytail: {exc}\n")

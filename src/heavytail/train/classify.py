@@ -49,10 +49,11 @@ class ClassificationTask:
         loss = F.cross_entropy(logits.float(), labels)
         return loss, {"top1": (logits.argmax(1) == labels).float().mean()}
 
-    def evaluate(self, model) -> dict:
+    def evaluate(self, model, ctx=None) -> dict:
+        """Validation loss, top-1 and top-5; under torchrun each rank scores its share of the images."""
         device = next(model.parameters()).device
         nll, top1, top5, n = 0.0, 0.0, 0.0, 0
-        for images, labels in self._val_batches():
+        for images, labels in self._val_batches(ctx):
             images, labels = images.to(device), labels.to(device)
             logits = model(images).float()
             nll += float(F.cross_entropy(logits, labels, reduction="sum"))
@@ -60,7 +61,11 @@ class ClassificationTask:
             top1 += float((ranked[:, 0] == labels).sum())
             top5 += float((ranked == labels[:, None]).any(1).sum())
             n += len(labels)
-        return {"loss": nll / n, "top1": top1 / n, "top5": top5 / n}
+        totals = {"nll": nll, "top1": top1, "top5": top5, "n": float(n)}
+        if ctx is not None:
+            totals = ctx.sum_values(totals)
+        return {"loss": totals["nll"] / totals["n"], "top1": totals["top1"] / totals["n"],
+                "top5": totals["top5"] / totals["n"]}
 
 
 def resolve_optimizer(cfg: dict, model_cfg: dict) -> dict:
@@ -139,8 +144,8 @@ def build_task(cfg: dict, train_cfg: dict) -> ClassificationTask:
         def train_fn(start, batch_size, rank, world):
             return B.memory_train_batches(train, seed, start, batch_size, rank, world)
 
-        def val_fn():
-            return val.plain_batches(eval_batch)
+        def val_fn(ctx=None):
+            return val.plain_batches(eval_batch, ctx.shard(len(val)) if ctx is not None else None)
     else:
         workers = int(cfg["num_workers"])
 
@@ -148,10 +153,15 @@ def build_task(cfg: dict, train_cfg: dict) -> ClassificationTask:
             return B.worker_train_batches(manifest_path, seed, start, batch_size, rank, world, size, mean, std,
                                           workers)
 
-        val_loader = B.worker_val_loader(manifest_path, eval_batch, size, mean, std, workers)
+        loaders: dict = {}
 
-        def val_fn():
-            return iter(val_loader)
+        def val_fn(ctx=None):
+            # one loader per shard, built once: its worker processes start once per run, not per evaluation
+            key = (ctx.rank, ctx.world_size) if ctx is not None else (0, 1)
+            if key not in loaders:
+                loaders[key] = B.worker_val_loader(manifest_path, eval_batch, size, mean, std, workers,
+                                                   ctx.shard if ctx is not None else None)
+            return iter(loaders[key])
     return ClassificationTask(vision["model"], seed, train_fn, val_fn)
 
 
@@ -182,11 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="resolved job config (JSON string or path)")
     parser.add_argument("--out", required=True, help="run folder: metrics.jsonl, checkpoint.pt, run.json")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads of the job, shared by its processes")
+    parser.add_argument("--gpus", type=int, help="GPUs the job was given (the rule's gpu resource); 0 = the CPU. "
+                        "Default: a GPU if one is there")
     args = parser.parse_args(argv)
     from heavytail.config import load_job_config, resolve_job_config
     from heavytail.data.images import split_root
     from heavytail.provenance import record_run
-    from heavytail.train.distributed import init_distributed, shutdown_distributed
+    from heavytail.train.distributed import join_job, shutdown_distributed
     from heavytail.train.engine import run_training
     from heavytail.train.pretrain import configure_threads
 
@@ -202,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"heavytail: {exc}\n")
         return 2
-    ctx = init_distributed(train_cfg["device"])
+    ctx = join_job(train_cfg["device"], args.gpus)
     if ctx.is_main:
         print("resolved config: " + json.dumps(cfg, sort_keys=True), flush=True)
     record = record_run(args.out, cfg) if ctx.is_main else contextlib.nullcontext({})

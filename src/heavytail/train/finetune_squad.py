@@ -93,12 +93,14 @@ def prepare_data(cfg: dict, cache_dir: str | None, ctx):
     return dev_examples, train_features, dev_features, description
 
 
-def final_predictions(task, run_dir: Path) -> dict[str, str]:
-    """Dev predictions of the final weights: from this process's last evaluation, else from checkpoint.pt."""
+def final_predictions(task, run_dir: Path, ctx, precision: str) -> dict[str, str]:
+    """Dev predictions of the final weights: from this process's last evaluation, else (a run finished by an
+    earlier process) from checkpoint.pt, on the job's devices, every rank its share of the windows."""
     if task.last_predictions is not None:
         return task.last_predictions
     import torch
 
+    from heavytail.device import autocast_context
     from heavytail.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
 
     state = load_checkpoint(run_dir / CHECKPOINT_NAME)
@@ -106,17 +108,16 @@ def final_predictions(task, run_dir: Path) -> dict[str, str]:
         raise ConfigError(f"{run_dir} holds a finished run without checkpoint.pt; delete the folder to rerun it")
     model = task.build_model()
     model.load_state_dict(state["model"])
-    model.eval()
-    with torch.no_grad():
-        return task.predict(model)
+    model.to(ctx.device).eval()
+    with torch.no_grad(), autocast_context(ctx.device, precision):
+        return task.predict(model, ctx)
 
 
-def write_outputs(run_dir: Path, task, result: dict, baselines: dict, meta: dict) -> dict:
+def write_outputs(run_dir: Path, task, result: dict, baselines: dict, meta: dict, predictions) -> dict:
     """predictions.json (official {id: text}) and scores.json (EM/F1 in percent, status, baselines)."""
     from heavytail.metrics import squad_v1
 
     if result["status"] == "ok":
-        predictions = final_predictions(task, run_dir)
         scores = squad_v1(predictions, task.references)
     else:  # a diverged run has no final model to score; the report shows its status instead
         predictions, scores = {}, {"exact_match": None, "f1": None}
@@ -132,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="resolved job config (JSON string or path)")
     parser.add_argument("--out", required=True, help="run folder (with `seeds`: the parent of seed<N> folders)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads of the job, shared by its processes")
+    parser.add_argument("--gpus", type=int, help="GPUs the job was given (the rule's gpu resource); 0 = the CPU. "
+                        "Default: a GPU if one is there")
     parser.add_argument("--cache-dir", help="folder for the cached tokenised windows (datasets arrow files)")
     args = parser.parse_args(argv)
     try:
@@ -142,13 +145,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from heavytail.data.squad import first_of_kind_baseline, first_year_baseline, references
     from heavytail.metrics import squad_v1
-    from heavytail.train.distributed import init_distributed, shutdown_distributed
+    from heavytail.train.distributed import join_job, shutdown_distributed
     from heavytail.train.engine import run_training
     from heavytail.train.pretrain import configure_threads
     from heavytail.train.squad_task import SquadTask
 
     configure_threads(args.threads)
-    ctx = init_distributed(cfg["train"]["device"])
+    ctx = join_job(cfg["train"]["device"], args.gpus)
     if ctx.is_main:
         print("resolved config: " + json.dumps(cfg, sort_keys=True), flush=True)
     dev_examples, train_features, dev_features, description = prepare_data(cfg, args.cache_dir, ctx)
@@ -174,8 +177,10 @@ def main(argv: list[str] | None = None) -> int:
                              eval_batch_size=int(cfg["eval_batch_size"]), n_best_size=int(cfg["n_best_size"]),
                              max_answer_length=int(cfg["max_answer_length"]))
             result = run_training(task, train_config(cfg, seed, task.train_windows, inputs), run_dir, ctx)
+            predictions = (final_predictions(task, run_dir, ctx, cfg["train"]["precision"])
+                           if result["status"] == "ok" else {})  # every rank: a collective under torchrun
             if ctx.is_main:
-                scores = write_outputs(run_dir, task, result, baselines, {**meta, "seed": seed})
+                scores = write_outputs(run_dir, task, result, baselines, {**meta, "seed": seed}, predictions)
                 print(f"seed {seed} {result['status']}: EM {scores['exact_match']} F1 {scores['f1']} "
                       f"(baselines EM {first_year['exact_match']:.2f} / {first_of_kind['exact_match']:.2f})", flush=True)
                 run.update(status=result["status"], diverged_at_step=result["diverged_at_step"],

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import math
 import sys
 import time
 from pathlib import Path
@@ -11,8 +9,8 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from heavytail.batches import split_batch, to_device
-from heavytail.device import autocast_context
+from heavytail.batches import prefetched, to_device
+from heavytail.device import autocast_context, grad_scaler
 from heavytail.errors import ConfigError
 from heavytail.train.checkpoint import (
     CHECKPOINT_NAME,
@@ -26,6 +24,11 @@ from heavytail.train.optimization import build_optimizer_for, warmup_steps_of
 from heavytail.train.records import comparable, write_metrics
 from heavytail.train.schedule import WarmupDecaySchedule
 from heavytail.train.signals import EXIT_REQUEUE, Requeue, StopRequest
+from heavytail.train.stepping import clip_gradients, forward_backward, settle
+
+# dropout streams of the ranks > 0 under torchrun: rank r is seeded with seed + RANK_SEED_STRIDE * r after every
+# rank has built the same initial model (rank 0 keeps the single-process stream)
+RANK_SEED_STRIDE = 7919
 
 
 class TrainingLoop:
@@ -42,7 +45,10 @@ class TrainingLoop:
             raise ConfigError(f"train.micro_batch_size {micro} must divide the per-process batch {local}")
         self.accumulation = local // micro
         self.model = task.build_model().to(ctx.device)
+        if ctx.rank > 0:  # the same init everywhere, then each rank its own dropout masks
+            torch.manual_seed(int(cfg["seed"]) + RANK_SEED_STRIDE * ctx.rank)
         self.optimizer = build_optimizer_for(self.model, cfg)
+        self.scaler = grad_scaler(ctx.device, cfg["precision"])
         sched = cfg["schedule"]
         self.schedule = WarmupDecaySchedule(
             self.optimizer, self.total, warmup_steps_of(cfg), sched["decay"], sched["final_fraction"],
@@ -71,6 +77,7 @@ class TrainingLoop:
             "metrics_rows": self.rows,
             "interval": self.interval,
             "config": self.cfg,
+            **({"grad_scaler": self.scaler.state_dict()} if self.scaler is not None else {}),
         }
 
     def save(self) -> None:
@@ -80,19 +87,16 @@ class TrainingLoop:
         self.ctx.barrier()
 
     def restore(self) -> bool:
-        state = load_checkpoint(self.out / CHECKPOINT_NAME, map_location=self.ctx.device)
+        try:  # on the CPU, whatever the device: the state dicts move their tensors where they belong
+            state = load_checkpoint(self.out / CHECKPOINT_NAME)
+        except ConfigError as exc:
+            return self._set_aside(f"cannot be read safely ({exc})")
         if state is None:
             return False
         if comparable(state["config"]) != comparable(self.cfg):
-            # the recipe changed (Snakemake reruns a job whose params changed): start over, keeping the old
-            # checkpoint aside rather than resuming a different run or refusing to run
-            stale = self.out / f"stale-{CHECKPOINT_NAME}"
-            if self.ctx.is_main:
-                (self.out / CHECKPOINT_NAME).replace(stale)
-                print(f"{self.out / CHECKPOINT_NAME} was written with a different config: moved it to "
-                      f"{stale.name} and starting from step 0", flush=True)
-            self.ctx.barrier()
-            return False
+            # the recipe changed (Snakemake reruns a job whose params changed): start over rather than resume a
+            # different run or refuse to run
+            return self._set_aside("was written with a different config")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["scheduler"])
@@ -101,45 +105,39 @@ class TrainingLoop:
         if state["world_size"] == self.ctx.world_size:
             set_rng_state(rngs[self.ctx.rank])
         else:
-            torch.manual_seed(int(self.cfg["seed"]) + 7919 * self.ctx.rank + self.step)
+            torch.manual_seed(int(self.cfg["seed"]) + RANK_SEED_STRIDE * self.ctx.rank + self.step)
+        if self.scaler is not None and "grad_scaler" in state:
+            self.scaler.load_state_dict(state["grad_scaler"])
         return True
 
+    def _set_aside(self, why: str) -> bool:
+        """Keep an unusable checkpoint as stale-checkpoint.pt and start from step 0."""
+        stale = self.out / f"stale-{CHECKPOINT_NAME}"
+        if self.ctx.is_main:
+            (self.out / CHECKPOINT_NAME).replace(stale)
+            print(f"{self.out / CHECKPOINT_NAME} {why}: moved it to {stale.name} and starting from step 0",
+                  flush=True)
+        self.ctx.barrier()
+        return False
+
     # --- one step -------------------------------------------------------------------------------------------
-    def _forward_backward(self, batch) -> tuple[float, dict]:
-        module = self.ddp or self.model
-        micro_batches = split_batch(batch, self.accumulation)
-        loss_total, stats_total = 0.0, {}
-        for i, micro in enumerate(micro_batches):
-            last = i == len(micro_batches) - 1
-            sync = contextlib.nullcontext() if (last or self.ddp is None) else self.ddp.no_sync()
-            with sync, autocast_context(self.ctx.device, self.cfg["precision"]):
-                loss, stats = self.task.loss(module, micro)
-            with sync:
-                (loss / self.accumulation).backward()
-            loss_total += float(loss.detach()) / self.accumulation
-            for key, value in stats.items():
-                stats_total[key] = stats_total.get(key, 0.0) + float(value) / self.accumulation
-        return loss_total, stats_total
-
-    def _grad_norm(self) -> float:
-        max_norm = self.cfg["grad_clip_norm"]
-        params = [p for p in self.model.parameters() if p.grad is not None]
-        # clip_grad_norm_ returns the pre-clip norm; with max_norm=inf it only measures
-        norm = torch.nn.utils.clip_grad_norm_(params, float("inf") if max_norm is None else float(max_norm))
-        return float(norm)
-
-    def _agree(self, loss: float, stats: dict, nonfinite: bool) -> tuple[float, dict, bool, bool]:
-        """Average loss/stats over ranks and agree on divergence and stop requests (one all-reduce)."""
-        if not self.ctx.distributed:
-            return loss, stats, nonfinite, self.stop.requested
-        keys = sorted(stats)
-        packed = torch.tensor([loss, float(nonfinite), float(self.stop.requested)] + [stats[k] for k in keys],
-                              dtype=torch.float64, device=self.ctx.device)
-        self.ctx.all_reduce_sum(packed)
-        world = self.ctx.world_size
-        values = packed.tolist()
-        return (values[0] / world, {k: v / world for k, v in zip(keys, values[3:], strict=True)},
-                values[1] > 0 or not math.isfinite(values[0]), values[2] > 0)
+    def _step(self, batch):
+        """Forward, backward, clip and, unless the step diverged, the optimizer's update; its settled numbers."""
+        cfg = self.cfg
+        losses, stats = forward_backward(self.task, self.ddp or self.model, batch, self.accumulation, self.ddp,
+                                         self.ctx.device, cfg["precision"], self.scaler)
+        norm = clip_gradients(self.model, self.optimizer, cfg["grad_clip_norm"], self.scaler)
+        outcome = settle(losses, stats, norm, self.accumulation, self.ctx, self.stop.requested,
+                         scaled=self.scaler is not None)
+        if not outcome.diverged:
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)  # skips the update when the scaled gradient overflowed
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            self.schedule.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return outcome
 
     # --- logging --------------------------------------------------------------------------------------------
     def _log_interval(self, elapsed: float) -> None:
@@ -156,14 +154,13 @@ class TrainingLoop:
         self.interval = self._fresh_interval()
 
     def _evaluate(self) -> dict:
-        metrics = {}
+        """Validation on every rank, each on its share of the data; every rank gets the same metrics."""
+        self.model.eval()
+        with torch.no_grad(), autocast_context(self.ctx.device, self.cfg["precision"]):
+            metrics = {k: float(v) for k, v in self.task.evaluate(self.model, self.ctx).items()}
+        self.model.train()
+        self.rows.append({"split": "validation", "step": self.step, **metrics})
         if self.ctx.is_main:
-            self.model.eval()
-            with torch.no_grad(), autocast_context(self.ctx.device, self.cfg["precision"]):
-                metrics = {k: float(v) for k, v in self.task.evaluate(self.model).items()}
-            self.model.train()
-            row = {"split": "validation", "step": self.step, **metrics}
-            self.rows.append(row)
             shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
             print(f"eval step {self.step}/{self.total} {shown}", flush=True)
             write_metrics(self.out, self.rows)
@@ -190,22 +187,19 @@ class TrainingLoop:
             if cfg["eval_at_start"]:
                 self._evaluate()
         batches = self.task.train_batches(self.step, cfg["batch_size"], self.ctx.rank, self.ctx.world_size)
+        if self.ctx.device.type == "cuda":
+            # the next batch is built (read, masked, pinned) on the host while the GPU runs this step
+            batches = prefetched(batches)
         tick = time.perf_counter()
         diverged_at = None
         while self.step < self.total:
-            batch = to_device(next(batches), self.ctx.device)
-            loss, stats = self._forward_backward(batch)
-            grad_norm = self._grad_norm()
-            nonfinite = not (math.isfinite(loss) and math.isfinite(grad_norm))
-            loss, stats, nonfinite, stop = self._agree(loss, stats, nonfinite)
-            if nonfinite:
+            outcome = self._step(to_device(next(batches), self.ctx.device))
+            if outcome.diverged:
                 diverged_at = self.step + 1
                 break
-            self.optimizer.step()
-            self.schedule.step()
-            self.optimizer.zero_grad(set_to_none=True)
+            stop = outcome.stop
             self.step += 1
-            self._accumulate(loss, grad_norm, stats)
+            self._accumulate(outcome.loss, outcome.grad_norm, outcome.stats)
             if self.step % cfg["log_every"] == 0 or self.step == self.total:
                 self._log_interval(time.perf_counter() - tick)
                 tick = time.perf_counter()

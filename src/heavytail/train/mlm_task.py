@@ -84,10 +84,9 @@ class MLMPretrainTask:
 
     def train_batches(self, start_step: int, batch_size: int, rank: int, world_size: int):
         source = MLMBatches(self.data.train, self.data.spec, self.seed)
-        share = batch_size // world_size
         for step in itertools.count(start_step):
-            batch = source.batch(step, batch_size)
-            yield to_tensors({k: v[rank * share:(rank + 1) * share] for k, v in batch.items()})
+            # each rank reads and masks only its rows of the step's global batch
+            yield to_tensors(source.batch(step, batch_size, rank, world_size))
 
     def loss(self, model, batch):
         out = model(**batch)
@@ -96,13 +95,16 @@ class MLMPretrainTask:
             stats["nsp_loss"] = out["nsp_loss"]
         return out["loss"], stats
 
-    def evaluate(self, model) -> dict:
+    def evaluate(self, model, ctx=None) -> dict:
+        """Validation MLM (and NSP) loss and accuracy; under torchrun each rank scores its share of the rows."""
         device = next(model.parameters()).device
         totals: dict[str, float] = {"mlm_nll": 0.0, "mlm_correct": 0.0, "mlm_count": 0.0, "nsp_nll": 0.0,
                                     "nsp_correct": 0.0, "rows": 0.0}
         rows = len(self.data.validation["input_ids"])
-        for start in range(0, rows, self.eval_batch_size):
-            part = {k: v[start:start + self.eval_batch_size] for k, v in self.data.validation.items()}
+        share = ctx.shard(rows) if ctx is not None else range(rows)
+        for start in range(share.start, share.stop, self.eval_batch_size):
+            stop = min(start + self.eval_batch_size, share.stop)
+            part = {k: v[start:stop] for k, v in self.data.validation.items()}
             out = model(**{k: t.to(device) for k, t in to_tensors(part).items()})
             n = len(part["input_ids"])
             totals["mlm_nll"] += float(out["mlm_loss"]) * float(out["mlm_count"])
@@ -112,6 +114,8 @@ class MLMPretrainTask:
                 totals["nsp_nll"] += float(out["nsp_loss"]) * n
                 totals["nsp_correct"] += float(out["nsp_correct"])
             totals["rows"] += n
+        if ctx is not None:
+            totals = ctx.sum_values(totals)
         metrics = {"mlm_loss": totals["mlm_nll"] / totals["mlm_count"],
                    "mlm_accuracy": totals["mlm_correct"] / totals["mlm_count"],
                    "unigram_loss": self.data.unigram_loss, "context_free_loss": self.data.context_free_loss}

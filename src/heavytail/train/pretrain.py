@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="BERT masked-LM pretraining on the shared training engine")
     parser.add_argument("--config", required=True, help="resolved job config (JSON string or path)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads of the job, shared by its processes")
+    parser.add_argument("--gpus", type=int, help="GPUs the job was given (the rule's gpu resource); 0 = the CPU. "
+                        "Default: a GPU if one is there")
     parser.add_argument("--out", required=True, help="run folder: metrics.jsonl, checkpoint.pt, run.json")
     args = parser.parse_args(argv)
     try:
@@ -58,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"heavytail: {exc}\n")
         return 2
-    from heavytail.train.distributed import init_distributed, shutdown_distributed
+    from heavytail.train.distributed import join_job, shutdown_distributed
 
-    ctx = init_distributed(cfg["train"]["device"])
+    ctx = join_job(cfg["train"]["device"], args.gpus)
     if ctx.is_main:
         print("resolved config: " + json.dumps(cfg, sort_keys=True), flush=True)
     # one provenance record per run: rank 0 writes it, the other ranks fill a throwaway dict

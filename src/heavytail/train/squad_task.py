@@ -116,18 +116,28 @@ class SquadTask:
         # BertForQuestionAnswering's loss: mean of the start and end cross-entropies
         return model(**batch).loss, {}
 
-    def predict(self, model) -> dict[str, str]:
+    def predict(self, model, ctx=None) -> dict[str, str]:
+        """Dev predictions: each rank's share of the windows on its device (under the loop's autocast), the
+        logits gathered in order, then BERT's postprocessing (the same on every rank)."""
         device = next(model.parameters()).device
-        starts, ends = [], []
         rows = len(self.dev_inputs["input_ids"])
-        for first in range(0, rows, self.eval_batch_size):
-            part = {k: v[first:first + self.eval_batch_size].to(device) for k, v in self.dev_inputs.items()}
+        share = ctx.shard(rows) if ctx is not None else range(rows)
+        starts, ends = [np.zeros((0, self.dev_inputs["input_ids"].shape[1]), np.float32)], []
+        ends.append(starts[0])
+        for first in range(share.start, share.stop, self.eval_batch_size):
+            last = min(first + self.eval_batch_size, share.stop)
+            part = {k: v[first:last].to(device) for k, v in self.dev_inputs.items()}
             out = model(**part)
             starts.append(out.start_logits.float().cpu().numpy())
             ends.append(out.end_logits.float().cpu().numpy())
-        return postprocess_predictions(self.dev_examples, self.dev_features, np.concatenate(starts),
-                                       np.concatenate(ends), self.n_best_size, self.max_answer_length)
+        start_logits, end_logits = np.concatenate(starts), np.concatenate(ends)
+        if ctx is not None and ctx.distributed:
+            pieces = ctx.all_gather_objects((start_logits, end_logits))  # contiguous shards, rank order
+            start_logits = np.concatenate([p[0] for p in pieces])
+            end_logits = np.concatenate([p[1] for p in pieces])
+        return postprocess_predictions(self.dev_examples, self.dev_features, start_logits, end_logits,
+                                       self.n_best_size, self.max_answer_length)
 
-    def evaluate(self, model) -> dict[str, float]:
-        self.last_predictions = self.predict(model)
+    def evaluate(self, model, ctx=None) -> dict[str, float]:
+        self.last_predictions = self.predict(model, ctx)
         return squad_v1(self.last_predictions, self.references)

@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Tune one optimizer's lr (and clip threshold) for pretraining")
     parser.add_argument("--config", required=True, help="resolved job config (JSON string or path)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads")
+    parser.add_argument("--gpus", type=int, help="GPUs the job was given (the rule's gpu resource); 0 = the CPU. "
+                        "Default: a GPU if one is there")
     parser.add_argument("--out", required=True, help="tuning folder: grid.json, choice.json, one folder per point")
     args = parser.parse_args(argv)
     try:
@@ -78,11 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"heavytail: {exc}\n")
         return 2
+    from heavytail.train.distributed import join_job
     from heavytail.train.engine import run_training
     from heavytail.train.mlm_task import MLMPretrainTask, ensure_mlm_data, load_mlm_data, train_config
     from heavytail.train.pretrain import configure_threads
 
     configure_threads(args.threads)
+    ctx = join_job(cfg["train"]["device"], args.gpus)  # one process runs the whole grid
     out = Path(args.out)
     print("resolved config: " + json.dumps(cfg, sort_keys=True), flush=True)
     with record_run(out, cfg) as run:
@@ -98,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                                    eval_batch_size=cfg["eval_batch_size"], export_hf=False)
             train_cfg = train_config({**cfg, "model": model}, setting, seed, steps=steps)
             with record_run(point_dir, {**train_cfg, "model": model, "optimizer_label": label}) as point_run:
-                result = run_training(task, train_cfg, point_dir)
+                result = run_training(task, train_cfg, point_dir, ctx)
                 point_run.update(status=result["status"], diverged_at_step=result["diverged_at_step"])
             final = result["final_validation"] or {}
             results.append({"hparams": point, "status": result["status"],

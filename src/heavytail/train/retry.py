@@ -1,0 +1,74 @@
+"""Retry only what a retry can fix: the attempts of a training job, and whether the next one should run.
+
+A scheduler's retries (the SLURM profile's `retries: 5`) resubmit every failed job. A training job that
+checkpointed on SIGTERM (exit 75, the time limit's warning) or that was killed (preemption, the time limit, the
+OOM killer) continues from its checkpoint when resubmitted; one that failed on its own (bad input, a bug: any
+other exit code) fails the same way on every 8-GPU allocation it is given. A training rule's shell runs
+
+    python -m heavytail.train.retry check --attempt N --record FILE && <training command> || code=$?
+    python -m heavytail.train.retry record --attempt N --record FILE --exit $code
+
+so that attempt N > 1 stops at once, with one line, when attempt N - 1 failed on its own. The check costs a
+Python start without torch; the training command stays the shell's own child, so the signals of the job step
+reach it directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+
+from heavytail.train.signals import EXIT_REQUEUE
+
+# exit codes after which the job resumes from its checkpoint: requeue, and killed by a signal (as the shell
+# reports it: 128 + signal)
+RESUMABLE = {EXIT_REQUEUE, 128 + signal.SIGKILL, 128 + signal.SIGTERM, 128 + signal.SIGINT}
+
+
+def attempts(record: Path) -> list[dict]:
+    if not record.is_file():
+        return []
+    return [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
+
+
+def check(attempt: int, record: Path) -> str | None:
+    """Why attempt `attempt` must not run (None: it may). Attempt 1 starts a new run of the job."""
+    if attempt == 1:
+        record.unlink(missing_ok=True)  # earlier runs of the job do not count
+        return None
+    earlier = attempts(record)
+    if earlier and earlier[-1]["exit"] not in RESUMABLE:
+        return (f"attempt {attempt}: attempt {earlier[-1]['attempt']} failed with exit {earlier[-1]['exit']}, which "
+                "a retry does not fix (see the log above); not retrying")
+    return None
+
+
+def record_exit(attempt: int, record: Path, code: int) -> None:
+    record.parent.mkdir(parents=True, exist_ok=True)
+    with open(record, "a") as fh:
+        fh.write(json.dumps({"attempt": attempt, "exit": code}) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["check", "record"])
+    parser.add_argument("--attempt", type=int, required=True, help="Snakemake's attempt number (1 = first)")
+    parser.add_argument("--record", type=Path, required=True, help="file of the attempts' exit codes (JSONL)")
+    parser.add_argument("--exit", type=int, default=0, help="record: the attempt's exit code")
+    args = parser.parse_args(argv)
+    if args.action == "record":
+        record_exit(args.attempt, args.record, args.exit)
+        return 0
+    refusal = check(args.attempt, args.record)
+    if refusal:
+        sys.stderr.write(f"heavytail: {refusal}\n")
+        return 1
+    print(f"attempt {args.attempt}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
