@@ -32,11 +32,27 @@ def write_run(results: Path, stage: str, model: str, optimizer: str, seed: int, 
     return run_dir
 
 
-def write_noise(results: Path, model: str, data: str, step: int, alpha: tuple[float, float, float]) -> None:
-    write_json(results / "noise" / model / data / f"step{step}" / "summary.json",
-               {"model": model, "data": data, "step": step, "batch_size": 32, "group": "all", "mean": 1.0,
-                "std": 0.1, "quantiles": {"50": 1.0, "99": 1.3},
-                "tail_index": {"alpha": alpha[0], "lo": alpha[1], "hi": alpha[2]}})
+def write_noise(results: Path, model: str, data: str, step: int, alpha: tuple[float, float, float],
+                fraction: float = 0.0, variance_range: float = 0.01, coordinate: float | None = None) -> None:
+    """One noise summary: the whole vector (group all) and, as evidence, one parameter group."""
+    rows = []
+    for group, shift in (("all", 0.0), ("attention", 0.05)):
+        a, lo, hi = (x + shift for x in alpha)
+        row = {"model": model, "data": data, "step": step, "fraction": fraction, "batch_size": 32, "group": group,
+               "mean": 1.0, "std": 0.1, "quantiles": {"50": 1.0, "99": 1.3},
+               "tail_index": {"alpha": a, "lo": lo, "hi": hi}, "block_tail_index": a,
+               "block_tail_index_lo": a - 0.02, "block_tail_index_hi": a + 0.02,
+               "variance_relative_range": variance_range}
+        if coordinate is not None:
+            row.update(coordinate_tail_index=coordinate, coordinate_tail_index_lo=coordinate - 0.05,
+                       coordinate_tail_index_hi=coordinate + 0.05)
+        rows.append(row)
+    write_json(results / "noise" / model / data / f"step{step}" / "summary.json", rows)
+
+
+def mlm(loss: float, accuracy: float) -> dict:
+    """A pretraining validation row as mlm_task writes it (NSP off: loss = mlm_loss)."""
+    return {"mlm_loss": loss, "loss": loss, "mlm_accuracy": accuracy}
 
 
 def make_results(root: Path, scale: str = "tiny", with_figure: bool = True) -> dict[str, str]:
@@ -48,14 +64,13 @@ def make_results(root: Path, scale: str = "tiny", with_figure: bool = True) -> d
     for i, (model, layers) in enumerate((("bert_l1", 1), ("bert_l2", 2), ("bert_l4", 4))):
         for seed in (0, 1, 2):
             jitter = 0.01 * seed
-            write_run(results, "pretrain", model, "adam", seed, {"loss": 5.0 - i + jitter,
-                                                                 "mlm_accuracy": 0.30 + 0.05 * i}, layers=layers)
-            write_run(results, "pretrain", model, "acclip", seed, {"loss": 4.9 - i + jitter,
-                                                                   "mlm_accuracy": 0.31 + 0.05 * i}, layers=layers)
+            write_run(results, "pretrain", model, "adam", seed, mlm(5.0 - i + jitter, 0.30 + 0.05 * i), layers=layers)
+            write_run(results, "pretrain", model, "acclip", seed, mlm(4.9 - i + jitter, 0.31 + 0.05 * i),
+                      layers=layers)
     for seed in (0, 1, 2):
-        write_run(results, "pretrain", "bert_l2", "sgdm", seed, {"loss": 6.0 + 0.01 * seed, "mlm_accuracy": 0.2},
+        write_run(results, "pretrain", "bert_l2", "sgdm", seed, mlm(6.0 + 0.01 * seed, 0.2),
                   diverged_at=7 if seed == 2 else None, layers=2)
-        write_run(results, "pretrain", "bert_l2", "gclip", seed, {"loss": 5.5, "mlm_accuracy": 0.25}, layers=2)
+        write_run(results, "pretrain", "bert_l2", "gclip", seed, mlm(5.5 + 0.01 * seed, 0.25), layers=2)
         for model in ("bert_l1", "bert_l2"):
             write_run(results, "squad", model, "adam", seed, {"loss": 2.0, "exact_match": 20.0 + seed,
                                                               "f1": 30.0 + seed})
@@ -73,14 +88,29 @@ def make_results(root: Path, scale: str = "tiny", with_figure: bool = True) -> d
                                      ("bert", "gaussian", 0, (1.6, 1.5, 1.7)),
                                      ("bert_noattn", "gaussian", 0, (1.65, 1.55, 1.75)),
                                      ("bert_noattn", "wiki", 0, (1.7, 1.6, 1.8))):
-        write_noise(results, model, data, step, alpha)
+        write_noise(results, model, data, step, alpha, fraction=step / 100,
+                    variance_range=0.3 if (model, data) == ("bert", "wiki") else 0.01)
+    write_noise(results, "alexnet", "fashion_mnist", 0, (2.1, 1.9, 2.3), coordinate=1.4)
     theory = results / "theory"
     theory.mkdir(parents=True, exist_ok=True)
     (theory / "table1.csv").write_text(
         "experiment,method,noise,alpha,threshold,measured_slope,slope_lo,slope_hi,theory_slope,agrees,verdict,notes\n"
         "strongly_convex,gclip,gaussian,2.0,printed,-0.98,-1.02,-0.94,-1.0,True,matches,\n"
         "lower_bound,gclip,two_point,1.5,printed,-0.60,-0.70,-0.55,-0.6667,True,matches,\n"
-        "lower_bound,gclip,two_point,1.2,printed,-0.20,-0.25,-0.15,-0.3333,True,faster,\n")
+        "lower_bound,gclip,two_point,1.2,printed,-0.20,-0.25,-0.15,-0.3333,True,faster,\n"
+        "strongly_convex,gclip,pareto,1.5,proof,-0.70,-0.75,-0.65,-0.6667,True,matches,\n"
+        "strongly_convex,cclip,pareto,1.5,proof,-0.72,-0.75,-0.69,-0.6667,True,matches,\n"
+        "strongly_convex,gclip,pareto,2.0,proof,-0.99,-1.02,-0.96,-1.0,True,matches,\n"
+        "strongly_convex,cclip,pareto,1.5,printed,-0.80,-0.82,-0.78,-0.6667,False,faster,\n"
+        "strongly_convex,gclip,pareto,1.5,printed,-0.81,-0.84,-0.77,-0.6667,False,faster,\n"
+        "lower_bound,gclip,two_point,1.5,proof,-0.45,-0.48,-0.43,-0.6667,False,slower,\n"
+        "dimension,gclip,pareto,1.2,printed,1.58,1.54,1.63,2.6667,False,faster,\n"
+        "dimension,cclip,pareto,1.2,printed,0.98,0.94,1.03,1.0,True,matches,\n"
+        "dimension,gclip,pareto,1.2,proof,1.57,1.44,1.68,2.6667,False,faster,\n"
+        "dimension,cclip,pareto,1.2,proof,0.95,0.89,1.02,1.0,True,matches,\n"
+        "nonconvex,gclip,pareto,1.5,theorem2,-0.33,-0.33,-0.32,-0.4,True,matches,\n"
+        "appendix_a,sgd,pareto,1.2,,0.18,,,,False,no_theory,\n"
+        "appendix_a,gclip,pareto,1.2,proof,0.001,,,,False,no_theory,\n")
     write_json(theory / "theory_data.json", {"adam_clipping": {"ratio_min": 0.25, "ratio_max": 0.5,
                                                                "grid_points": 100}})
     write_json(theory / "run.json", {"status": "ok", "wall_time_s": 3.0, "peak_rss_mb": 200.0,

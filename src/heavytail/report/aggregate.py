@@ -35,9 +35,11 @@ ADAM_KEYS = ["ratio_min", "ratio_max", "grid_points", "path"]
 BENCH_KEYS = ["file", "key", "value"]
 JOB_KEYS = ["job", "stage", "s", "max_rss", "max_uss", "cpu_time", "mean_load", "path"]
 VALIDATION_SPLITS = ("validation", "val", "eval", "dev")
-# metric names other stages may use for the same quantity -> the name the report uses
+# metric names other stages may use for the same quantity -> the name the report uses. mlm_loss is not an alias
+# of loss: with NSP on, loss = MLM + NSP, and the report compares the MLM loss (Table 2's "Val. loss").
 METRIC_ALIASES = {"em": "exact_match", "acc": "accuracy", "top1_accuracy": "top1", "top5_accuracy": "top5",
-                  "mlm_acc": "mlm_accuracy", "val_loss": "loss", "mlm_loss": "loss"}
+                  "mlm_acc": "mlm_accuracy", "val_loss": "loss"}
+COMPARED_LOSS = ("mlm_loss", "loss")  # final_val_loss: the first of these a validation row has
 SEED_DIR = re.compile(r"seed(\d+)$")
 
 
@@ -85,17 +87,29 @@ def _metric_name(name: str) -> str:
 
 
 def final_validation(rows: list[dict]) -> dict:
-    """The last validation row's metrics, named final_<metric>; loss becomes final_val_loss."""
+    """The last validation row's metrics, named final_<metric>.
+
+    final_val_loss is the MLM loss where the row has one (pretraining), else the loss; a pretraining row's
+    total loss (MLM + NSP with NSP on) stays beside it as final_total_loss.
+    """
     validation = [r for r in rows if r.get("split") in VALIDATION_SPLITS]
     if not validation:
         return {}
     last = validation[-1]
     out = {"final_step": last.get("step")}
+    metrics = {}
     for key, value in last.items():
         if key in ("split", "step") or not isinstance(value, int | float) or isinstance(value, bool):
             continue
-        name = _metric_name(key)
-        out["final_val_loss" if name == "loss" else f"final_{name}"] = value
+        metrics[_metric_name(key)] = value
+    compared = next((name for name in COMPARED_LOSS if name in metrics), None)
+    for name, value in metrics.items():
+        if name == compared:
+            out["final_val_loss"] = value
+        elif name == "loss":
+            out["final_total_loss"] = value
+        else:
+            out[f"final_{name}"] = value
     return out
 
 

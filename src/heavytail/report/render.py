@@ -15,7 +15,7 @@ import pandas as pd
 
 from heavytail.config import REPO_ROOT, load_job_config, resolve_job_config
 from heavytail.io import atomic_path
-from heavytail.report import aggregate, sections, verdicts
+from heavytail.report import aggregate, paper_check, sections, verdicts
 from heavytail.report.artifacts import PAPER_ARTIFACTS
 
 TEMPLATES = REPO_ROOT / "reports" / "templates"
@@ -84,9 +84,12 @@ def render(cfg: dict, out_path: Path, results_dir: Path | None = None, tables_di
     runs = tables.get("runs", pd.DataFrame())
     paper = verdicts.load_paper(paper_path)
     judged = verdicts.judge_all(paper, tables, scale)
+    # the rules on the paper's own values, run here so the report states what this code does, not what it did
+    own_check = paper_check.check(paper, paper_check.load_values(Path(paper_path).with_name("paper_values.yaml")))
+    readings = verdicts.reading_summary(judged, paper.get("readings"))
     artifacts = artifact_entries(cfg.get("artifacts", {}), out_dir)
-    comparisons = [sections.paper_comparison(paper[key], runs) for key in ("table2", "table3", "appendix_i")
-                   if key in paper]
+    comparisons = [sections.paper_comparison(paper[key], runs, paper.get("readings"))
+                   for key in ("table2", "table3", "appendix_i") if key in paper]
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape(),
                              undefined=jinja2.StrictUndefined)
     html = env.get_template("index.html.j2").render(
@@ -97,6 +100,8 @@ def render(cfg: dict, out_path: Path, results_dir: Path | None = None, tables_di
         counts={v: sum(j["verdict"] == v for j in judged) for v in (verdicts.REPRODUCED, verdicts.NOT_REPRODUCED,
                                                                     verdicts.INCONCLUSIVE, verdicts.NOT_RUN)},
         rules=verdicts.RULES,
+        paper_check=own_check,
+        readings=readings,
         artifacts=artifacts,
         comparisons={c["artifact"]: c for c in comparisons},
         diverged=sections.diverged_runs(runs),
@@ -134,6 +139,10 @@ def main(argv: list[str] | None = None) -> None:
     judged = render(cfg, args.out, args.results, args.tables, args.paper)
     for v in judged:
         print(f"claim {v['id']:48s} {v['label']}", flush=True)
+    own = paper_check.check(verdicts.load_paper(args.paper),
+                            paper_check.load_values(Path(args.paper).with_name("paper_values.yaml")))
+    print(f"rules on the paper's own values: {'pass' if own['passed'] else 'FAIL'} ({own['reproduced']} of "
+          f"{own['claims']} reproduced, {own['rejected']} reversed rejected)", flush=True)
     print(f"report written to {args.out}", flush=True)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from heavytail.io import read_json
+from heavytail.report.verdicts import select
 
 OPTIMIZER_ALIASES = {"adam": ("adam", "adamw"), "adam_devlin2018": ()}
 
@@ -53,13 +54,17 @@ def _depth_key(depth: pd.Series, model: str) -> float:
     return float(value) if pd.notna(value) else float("inf")
 
 
-def paper_comparison(spec: dict, runs: pd.DataFrame) -> dict:
+def paper_comparison(spec: dict, runs: pd.DataFrame, readings: dict | None = None) -> dict:
     """One paper table (table2, table3, appendix_i) beside our runs: per optimizer and size, paper, ours, delta.
 
     Our models are matched to the paper's sizes by depth order (the smallest of ours stands for the paper's
-    smallest); `note` says when the counts differ.
+    smallest); `note` says when the counts differ. A paper row the spec lists under `readings` (ACClip in Tables
+    2 and 3) gets one row per reading, each beside the paper's numbers and labelled with the reading it ran.
     """
     stage_runs = runs[runs["stage"].astype(str).isin(spec["stage"])] if not runs.empty else runs
+    if spec.get("models"):  # Appendix I is ResNet50 only: the vision stage also trains AlexNet
+        stage_runs = select(stage_runs, {"model": spec["models"]})
+    readings = {name: options for name, options in (readings or {}).items() if name in spec.get("readings", [])}
     models = ordered_models(stage_runs)
     sizes = spec["sizes"]
     mapping = dict(zip(sizes, models, strict=False))
@@ -67,8 +72,13 @@ def paper_comparison(spec: dict, runs: pd.DataFrame) -> dict:
     if models and len(models) != len(sizes):
         note = f"we ran {len(models)} model size(s) ({', '.join(models)}) for the paper's {len(sizes)}"
     rows = []
+    shown = []
     for optimizer, per_size in spec["rows"].items():
-        names = OPTIMIZER_ALIASES.get(optimizer, (optimizer,))
+        options = (readings or {}).get(optimizer)
+        for label, description in (options or {optimizer: ""}).items():
+            names = (label,) if options else OPTIMIZER_ALIASES.get(optimizer, (optimizer,))
+            shown.append((label, names, description, per_size))
+    for label, names, description, per_size in shown:
         for size, paper_values in zip(sizes, per_size, strict=True):
             model = mapping.get(size)
             ours = stage_runs[(stage_runs["model"].astype(str) == model)
@@ -84,8 +94,8 @@ def paper_comparison(spec: dict, runs: pd.DataFrame) -> dict:
                 delta = mean - _paper_mean(paper) if mean is not None and paper is not None else None
                 cells.append({"metric": metric, "paper": _fmt(paper),
                               "ours": _fmt(mean) + (f" ± {std:.2g}" if std else ""), "delta": _fmt(delta, 3)})
-            rows.append({"optimizer": optimizer, "size": size, "our_model": model or "–", "n": len(finished),
-                         "diverged": len(ours) - len(finished), "cells": cells})
+            rows.append({"optimizer": label, "reading": description, "size": size, "our_model": model or "–",
+                         "n": len(finished), "diverged": len(ours) - len(finished), "cells": cells})
     return {"caption": spec["caption"], "artifact": spec.get("artifact", ""), "metrics": list(spec["columns"]),
             "rows": rows, "note": note}
 
