@@ -14,10 +14,9 @@ from heavytail.errors import ConfigError
 from heavytail.noise.core import measure_noise, save_noise_result
 from heavytail.noise.groups import classify_parameters
 from heavytail.noise.memory import parameter_bytes, peak_extra_bytes
-from heavytail.noise.per_coordinate import per_coordinate_noise
 from heavytail.noise.reference import gaussian_reference_norms, stable_reference_norms, symmetric_stable
 from heavytail.noise.sampler import sample_noise_norms
-from heavytail.noise.tail_index import (
+from heavytail.noise.tail_estimators import (
     recommend_sample_count,
     tail_index,
     tail_index_interval,
@@ -222,7 +221,7 @@ def test_sampler_peak_memory_is_a_few_parameter_copies():
     assert peak < 4 * params
 
 
-# ---------------------------------------------------------------- parameter groups and per-coordinate noise
+# ---------------------------------------------------------------- parameter groups
 def _tiny_bert():
     from transformers import BertConfig, BertForMaskedLM
 
@@ -259,30 +258,6 @@ def test_groups_on_torchvision_models():
     assert sorted(set(groups.values())) == ["batch_norm", "convolution", "head"]
     groups = classify_parameters(alexnet)
     assert groups["features.0.weight"] == "convolution" and groups["classifier.6.weight"] == "head"
-
-
-# vmap warns that CPU attention has no batching rule: slower, not wrong
-@pytest.mark.filterwarnings("ignore:There is a performance drop")
-def test_per_coordinate_vmap_equals_loop():
-    model = _tiny_bert()
-    g = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, 120, (6, 12), generator=g)
-    labels = torch.full_like(ids, -100)
-    labels[:, ::3] = ids[:, ::3]
-    batch = {"input_ids": ids, "labels": labels}
-
-    def example_loss(forward, example):
-        return forward(input_ids=example["input_ids"], labels=example["labels"]).loss
-
-    kwargs = dict(batch_size=6, coordinates_per_group=300, mode="eval", seed=1)
-    by_vmap = per_coordinate_noise(model, example_loss, batch, method="vmap", chunk_size=4, **kwargs)
-    by_loop = per_coordinate_noise(model, example_loss, batch, method="loop", **kwargs)
-    assert by_vmap.method == "vmap" and by_loop.method == "loop"
-    assert set(by_vmap.noise) == {"attention", "embedding", "feed_forward", "head", "layer_norm", "token_embedding"}
-    for group, values in by_loop.noise.items():
-        assert values.shape == (6, min(300, values.shape[1])) and np.abs(values).max() > 0
-        np.testing.assert_allclose(by_vmap.noise[group], values, atol=1e-6 * np.abs(values).max())
-        np.testing.assert_allclose(values.sum(axis=0), 0.0, atol=1e-6 * np.abs(values).max())
 
 
 # ---------------------------------------------------------------- measure and save
