@@ -19,7 +19,8 @@ Building blocks
                      frozen BN running stats), "train", "eval"; optionally records sampled coordinates of
                      the noise vectors.
   variance.py        variance_curve (running mean of ||e||^2, float64), StreamingVariance (vector Welford),
-                     relative_range / max_relative_jump: how far a curve is from settling.
+                     relative_range / max_relative_jump: how far a curve is from settling; settles (range
+                     below SETTLED_RELATIVE_RANGE), the Fig 2c/f verdict.
   coordinates.py     sample_coordinates, coordinate_tail_indices: Fig 6c's coordinates of g_B - grad f, one row
                      per minibatch, sets "all" (uniform over the model) and one per parameter group.
   tail_estimators.py tail_index (Mohammadi et al. 2015), tail_index_interval (bootstrap over orders and blocks),
@@ -41,7 +42,7 @@ _EXPORTS = {
     "measure_noise": "core", "save_noise_result": "core", "summarise": "core", "NoiseResult": "core",
     "sample_noise_norms": "sampler", "gradient_mode": "sampler", "NoiseNorms": "sampler", "MODES": "sampler",
     "variance_curve": "variance", "StreamingVariance": "variance", "relative_range": "variance",
-    "max_relative_jump": "variance",
+    "max_relative_jump": "variance", "settles": "variance", "SETTLED_RELATIVE_RANGE": "variance",
     "sample_coordinates": "coordinates", "coordinate_tail_indices": "coordinates",
     "CoordinateSample": "coordinates",
     "tail_index": "tail_estimators", "tail_index_interval": "tail_estimators",

@@ -11,7 +11,7 @@ import numpy as np
 from torch import nn
 
 from heavytail.io import atomic_path, write_json
-from heavytail.noise.coordinates import coordinate_tail_indices, sample_coordinates
+from heavytail.noise.coordinates import CoordinateSample, coordinate_tail_indices, sample_coordinates
 from heavytail.noise.groups import classify_parameters
 from heavytail.noise.reference import gaussian_block_sum_reference
 from heavytail.noise.sampler import LossFn, NoiseNorms, sample_noise_norms
@@ -22,7 +22,7 @@ from heavytail.noise.tail_estimators import (
     tail_index_of_block_sums,
     tail_index_of_norms,
 )
-from heavytail.noise.variance import max_relative_jump, relative_range, variance_curve
+from heavytail.noise.variance import max_relative_jump, relative_range, settles, variance_curve
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 MIN_TAIL_SAMPLES = 16  # below this many norms the tail index is noise: reported as null
@@ -34,7 +34,8 @@ class NoiseResult:
 
     `gaussian_block_reference[group]`: median and `level` interval of the block-sum estimator on simulated
     Gaussian noise of that group's dimension, measured like this one. `coordinates[set]`: per-coordinate noise
-    (minibatches x sampled coordinates) for Fig 6c, with its tail indices in `coordinate_tail_index`.
+    (minibatches x sampled coordinates) for Fig 6c, with its tail indices in `coordinate_tail_index` and the
+    sampled flat indices in `coordinate_sample`.
     """
 
     norms: NoiseNorms
@@ -47,6 +48,7 @@ class NoiseResult:
     gaussian_block_reference: dict[str, TailIndexEstimate | None] = field(default_factory=dict)
     coordinates: dict[str, np.ndarray] = field(default_factory=dict)
     coordinate_tail_index: dict[str, dict | None] = field(default_factory=dict)
+    coordinate_sample: CoordinateSample | None = None
     extra: dict = field(default_factory=dict)
 
     def norms_by_group(self) -> dict[str, np.ndarray]:
@@ -93,6 +95,7 @@ def measure_noise(model: nn.Module, loss_fn: LossFn, batch_source: Iterable, *, 
             _gaussian_level(n_samples, block_size, n_mean, sampled.dims[name], level, seed)
             if block_size and enough else None)
     if sample is not None:
+        result.coordinate_sample = sample
         result.coordinates = sample.split(sampled.coordinates)
         result.coordinate_tail_index = coordinate_tail_indices(result.coordinates, n_boot=n_boot, level=level,
                                                                seed=seed, max_samples=max_coordinate_samples)
@@ -174,6 +177,7 @@ def _curve_summary(curve: np.ndarray) -> dict:
     if len(curve) >= 4:
         summary["relative_range_last_half"] = relative_range(curve)
         summary["max_relative_jump_last_half"] = max_relative_jump(curve)
+        summary["settles"] = settles(curve)
     return summary
 
 

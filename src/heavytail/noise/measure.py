@@ -10,7 +10,7 @@ per_coordinate.npz, with their tail indices.
 --config is the noise preset (seed, n_mean, n_samples or target_halfwidth, mode, n_boot, level,
 per_coordinate, ...) and, for --checkpoint init, the training run's job config under `job`. With a list
 `measurements` in --config, one process measures them all (each {name, checkpoint, data, batch_size,
-per_coordinate, job?}) into `<out>/<name>/`, skipping the ones whose summary.json is already there.
+per_coordinate, n_samples?, job?}) into `<out>/<name>/`, skipping the ones whose summary.json is already there.
 A batch size "train" is the measured run's own training batch size.
 """
 
@@ -79,12 +79,13 @@ def measure_one(spec: dict, settings: dict, out_dir: str | Path, tasks: dict | N
     target = build_target(job, None if at_init else checkpoint, spec.get("data", "auto"), seed, device, tasks)
     if steps:
         target.metadata.update(total_steps=steps, fraction=round(target.metadata["step"] / steps, 6))
+    n_samples = int(spec.get("n_samples") or settings["n_samples"])  # a spec may ask for a longer stream (Fig 2c/f)
     print(f"measuring {spec.get('name', out_dir)}: {target.metadata['model']} on {target.metadata['data']} at step "
-          f"{target.metadata['step']}, batch {batch_size}, {settings['n_mean']} mean + {settings['n_samples']} "
+          f"{target.metadata['step']}, batch {batch_size}, {settings['n_mean']} mean + {n_samples} "
           f"samples, mode {settings['mode']}", flush=True)
     pc = settings["per_coordinate"]
     result = measure_noise(target.model, target.loss_fn, target.stream(batch_size), n_mean=settings["n_mean"],
-                           n_samples=settings["n_samples"], mode=settings["mode"], n_boot=settings["n_boot"],
+                           n_samples=n_samples, mode=settings["mode"], n_boot=settings["n_boot"],
                            coordinates_per_set=int(pc["coordinates_per_group"]) if spec.get("per_coordinate") else 0,
                            coordinate_minibatches=pc["minibatches"], max_coordinate_samples=int(pc["max_samples"]),
                            level=settings["level"], seed=seed, progress_every=settings["progress_every"])
@@ -161,7 +162,8 @@ def summary_rows(summary: dict) -> list[dict]:
                    paired_tail_index=paired.get("alpha"), paired_tail_index_lo=paired.get("lo"),
                    paired_tail_index_hi=paired.get("hi"), variance_first=curve["first"], variance_last=curve["last"],
                    variance_relative_range=curve.get("relative_range_last_half"),
-                   variance_max_jump=curve.get("max_relative_jump_last_half"))
+                   variance_max_jump=curve.get("max_relative_jump_last_half"),
+                   variance_settles=curve.get("settles"))
         est = coordinates.get(group)
         if est:
             row.update(coordinate_tail_index=est["alpha"], coordinate_tail_index_lo=est["lo"],
