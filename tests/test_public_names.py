@@ -19,7 +19,7 @@ DOCUMENTED = {
                          "tail_index_of_block_sums", "tail_index_per_coordinate", "recommend_sample_count",
                          "classify_parameters", "classify_parameter", "gaussian_reference_norms",
                          "stable_reference_norms", "symmetric_stable", "normalise_by_median",
-                         "gaussian_block_sum_reference", "peak_extra_bytes", "parameter_bytes"], FUNCTION),
+                         "gaussian_block_sum_reference", "effective_dimension", "peak_extra_bytes", "parameter_bytes"], FUNCTION),
         **dict.fromkeys(["NoiseResult", "NoiseNorms", "StreamingVariance", "CoordinateSample",
                          "TailIndexEstimate"], CLASS),
         **dict.fromkeys(["MODES", "GROUPS", "SETTLED_RELATIVE_RANGE"], CONSTANT),
@@ -73,7 +73,8 @@ def test_every_public_name_is_what_its_docs_say():
     modules = sorted(_modules_with_all() | set(DOCUMENTED))
     assert {"heavytail.noise", "heavytail.optim"} <= set(modules)
     done = subprocess.run([sys.executable, "-c", PROBE, *modules], capture_output=True, text=True, timeout=300,
-                          env={"PYTHONPATH": str(SRC), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+                          env={"PYTHONPATH": str(SRC), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+                               "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     for module, seen in report.items():

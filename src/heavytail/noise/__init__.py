@@ -30,7 +30,8 @@ Building blocks
   groups.py          classify_parameters: token_embedding (incl. tied decoder), embedding, attention,
                      feed_forward, layer_norm, batch_norm, convolution, head, other.
   reference.py       gaussian_reference_norms / stable_reference_norms (Fig 2b/e), symmetric_stable sampler,
-                     normalise_by_median (apply to measured norms too), gaussian_block_sum_reference (Fig 7).
+                     normalise_by_median (apply to measured norms too), gaussian_block_sum_reference (Fig 7)
+                     in the measured norms' effective_dimension.
   memory.py          peak_extra_bytes: peak tensor memory a callable adds (CPU profiler events or CUDA stats).
 """
 
@@ -52,7 +53,7 @@ _EXPORTS = {
     "classify_parameters": "groups", "classify_parameter": "groups", "GROUPS": "groups",
     "gaussian_reference_norms": "reference", "stable_reference_norms": "reference",
     "symmetric_stable": "reference", "normalise_by_median": "reference",
-    "gaussian_block_sum_reference": "reference",
+    "gaussian_block_sum_reference": "reference", "effective_dimension": "reference",
     "peak_extra_bytes": "memory", "parameter_bytes": "memory",
 }
 __all__ = sorted(_EXPORTS)

@@ -13,7 +13,7 @@ from torch import nn
 from heavytail.io import atomic_path, write_json
 from heavytail.noise.coordinates import CoordinateSample, coordinate_tail_indices, sample_coordinates
 from heavytail.noise.groups import classify_parameters
-from heavytail.noise.reference import gaussian_block_sum_reference
+from heavytail.noise.reference import effective_dimension, gaussian_block_sum_reference
 from heavytail.noise.sampler import LossFn, NoiseNorms, sample_noise_norms
 from heavytail.noise.tail_estimators import (
     TailIndexEstimate,
@@ -33,9 +33,9 @@ class NoiseResult:
     """Noise norms, variance curves and tail indices, overall (key "all") and per parameter group.
 
     `gaussian_block_reference[group]`: median and `level` interval of the block-sum estimator on simulated
-    Gaussian noise of that group's dimension, measured like this one. `coordinates[set]`: per-coordinate noise
-    (minibatches x sampled coordinates) for Fig 6c, with its tail indices in `coordinate_tail_index` and the
-    sampled flat indices in `coordinate_sample`.
+    Gaussian noise measured like this one, in `effective_dims[group]` dimensions (the measured norms' spread).
+    `coordinates[set]`: per-coordinate noise (minibatches x sampled coordinates) for Fig 6c, with its tail
+    indices in `coordinate_tail_index` and the sampled flat indices in `coordinate_sample`.
     """
 
     norms: NoiseNorms
@@ -46,6 +46,7 @@ class NoiseResult:
     n_boot: int
     seed: int
     gaussian_block_reference: dict[str, TailIndexEstimate | None] = field(default_factory=dict)
+    effective_dims: dict[str, float] = field(default_factory=dict)
     coordinates: dict[str, np.ndarray] = field(default_factory=dict)
     coordinate_tail_index: dict[str, dict | None] = field(default_factory=dict)
     coordinate_sample: CoordinateSample | None = None
@@ -91,8 +92,10 @@ def measure_noise(model: nn.Module, loss_fn: LossFn, batch_source: Iterable, *, 
         result.tail_index_block_sums[name] = (
             tail_index_of_block_sums(norms, blocks[name], block_size, n_boot=n_boot, level=level, seed=seed)
             if block_size and enough else None)
+        if enough:
+            result.effective_dims[name] = min(effective_dimension(norms), float(sampled.dims[name]))
         result.gaussian_block_reference[name] = (
-            _gaussian_level(n_samples, block_size, n_mean, sampled.dims[name], level, seed)
+            _gaussian_level(n_samples, block_size, n_mean, round(result.effective_dims[name]), level, seed)
             if block_size and enough else None)
     if sample is not None:
         result.coordinate_sample = sample
@@ -122,7 +125,8 @@ def summarise(result: NoiseResult, metadata: dict | None = None) -> dict:
                            "tail_index_norms": _estimate(result.tail_index_norms[name]),
                            "tail_index_block_sums": _estimate(result.tail_index_block_sums[name]),
                            "tail_index_block_sums_gaussian": _estimate(result.gaussian_block_reference.get(name)),
-                           "n_block_sums": len(blocks[name]), "dim": norms.dims.get(name)}
+                           "n_block_sums": len(blocks[name]), "dim": norms.dims.get(name),
+                           "effective_dim": result.effective_dims.get(name)}
     coordinate = {}
     if result.coordinates:
         first = next(iter(result.coordinates.values()))

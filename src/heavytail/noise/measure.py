@@ -152,7 +152,7 @@ def summary_rows(summary: dict) -> list[dict]:
         paired = stats["tail_index_norms"] or {}
         gaussian = stats.get("tail_index_block_sums_gaussian") or {}
         row = {key: meta.get(key) for key in ROW_METADATA}
-        row.update(group=group, dim=stats.get("dim"), mean=stats["mean"], std=stats["std"], min=stats["min"],
+        row.update(group=group, dim=stats.get("dim"), effective_dim=stats.get("effective_dim"), mean=stats["mean"], std=stats["std"], min=stats["min"],
                    max=stats["max"], excess_kurtosis=stats["excess_kurtosis"], quantiles=stats["quantiles"],
                    max_over_median=stats["max"] / median if median > 0 else None,
                    q99_over_median=stats["quantiles"]["0.99"] / median if median > 0 else None,

@@ -91,8 +91,9 @@ def _interval_text(est: dict, name: str = "alpha") -> str:
 
 def _alpha_text(m: Measurement) -> str:
     """Block-sum alpha with its interval and the Gaussian level it should be read against."""
-    gaussian = m.gaussian_alpha().get("alpha")
-    return _interval_text(m.alpha()) + ("" if gaussian is None else f"\nGaussian noise reads {gaussian:.2f}")
+    gaussian = m.gaussian_alpha()
+    return _interval_text(m.alpha()) + ("" if gaussian.get("alpha") is None
+                                        else "\nGaussian noise: " + _interval_text(gaussian))
 
 
 def shared_bins(samples: list[np.ndarray], bins: int, upper_quantile: float) -> np.ndarray:
@@ -240,7 +241,7 @@ def _coordinate_panel(ax, m: Measurement, bins: int) -> None:
              f"[{_number(est.get('minibatch_q05'))}, {_number(est.get('minibatch_q95'))}]",
              "pooled: " + _interval_text(est)]
     ax.text(0.03, 0.95, "\n".join(lines), transform=ax.transAxes, va="top", fontsize=6)
-    ax.legend(fontsize=6, loc="lower center")
+    ax.legend(fontsize=6, loc="upper right")
 
 
 def _number(value: float | None) -> str:
@@ -263,16 +264,16 @@ def fig7(image: list[str | Path], bert: list[str | Path], out_png: str | Path,
         gaussian = [m.gaussian_alpha() for m in ms]
         if any(g.get("alpha") is not None for g in gaussian):
             # what the block-sum estimator returns on Gaussian noise of the same counts and dimension
-            ax.fill_between(x, _column(gaussian, "lo"), _column(gaussian, "hi"), color="C0", alpha=0.2, lw=0)
-            ax.plot(x, _column(gaussian, "alpha"), color="C0", ls="--", lw=0.8,
-                    label=f"block sums of Gaussian noise (K1={ms[0].meta['block_size']}, "
+            ax.fill_between(x, _column(gaussian, "lo"), _column(gaussian, "hi"), color=REFERENCE, alpha=0.25, lw=0)
+            ax.plot(x, _column(gaussian, "alpha"), color=REFERENCE, ls="--", lw=0.8,
+                    label=f"block sums of Gaussian noise measured alike (K1={ms[0].meta['block_size']}, "
                           f"N_mean={ms[0].meta['n_mean']})")
-        for offset, getter, label, marker in ((0.0, Measurement.alpha, "block sums of noise vectors (paper)", "s"),
-                                              (1.2, Measurement.paired_alpha, "norms, paired differences", "o")):
+        for offset, getter, label, style in ((0.0, Measurement.alpha, "block sums of noise vectors (paper)", "s-C0"),
+                                             (1.2, Measurement.paired_alpha, "norms, paired differences", "o-C1")):
             est = [getter(m) for m in ms]
             alpha, lo, hi = _column(est, "alpha"), _column(est, "lo"), _column(est, "hi", 4.0)
             err = np.vstack([np.clip(alpha - lo, 0, None), np.clip(hi - alpha, 0, None)])
-            ax.errorbar(x + offset, alpha, yerr=err, fmt=marker + "-", ms=4, capsize=3, lw=1, label=label)
+            ax.errorbar(x + offset, alpha, yerr=err, fmt=style, ms=4, capsize=3, lw=1, label=label)
         ax.axhline(2.0, color="k", ls=":", lw=0.8)
         ax.set_ylim(0, 3.5)
         ax.set_xlabel("% of training")
