@@ -137,8 +137,9 @@ def test_sampler_matches_brute_force_least_squares():
     model = _TwoLayerLinear()
     batches = [(x[i: i + 8], y[i: i + 8], i % 24 == 0) for i in range(0, 240, 8)]
     groups = {"a.weight": "first", "a.bias": "first", "b.weight": "second", "b.bias": "second"}
+    picks = {"a.weight": np.array([0, 3]), "b.weight": np.array([1, 4]), "b.bias": np.array([0])}
     got = sample_noise_norms(model, _least_squares_loss, batches, n_mean=30, n_samples=30, groups=groups,
-                             block_size=5)
+                             block_size=5, coordinates=picks, coordinate_rows=12)
     assert all(p.grad is None for p in model.parameters())
 
     def flat_grad(batch):
@@ -158,6 +159,9 @@ def test_sampler_matches_brute_force_least_squares():
     np.testing.assert_allclose(got.group_norms["second"], noise[:, 6:].norm(dim=1).numpy(), rtol=1e-10)
     np.testing.assert_allclose(got.block_norms, noise.reshape(6, 5, -1).sum(1).norm(dim=1).numpy(), rtol=1e-10)
     assert got.mean_gradient_norm == pytest.approx(float(full.norm()), rel=1e-10)
+    # recorded coordinates, b's included on the batches that never reach it (noise = -grad f there)
+    for name, cols in (("a.weight", [0, 3]), ("b.weight", [7, 10]), ("b.bias", [11])):
+        np.testing.assert_allclose(got.coordinates[name], noise[:12, cols].numpy(), rtol=1e-10, atol=1e-14)
 
 
 def _small_conv_net():
