@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conftest import tiny_job
+
 from heavytail.io import write_json, write_jsonl
 
-TINY_DATA = {"text": {"source": "gensim_wiki"}, "images": {"source": "fashion_mnist"},
-             "qa": {"source": "generated_wiki"}}
+# the tiny experiment's data sections, as a report job receives them
+TINY_DATA = tiny_job("report")["data"]
 
 
 def write_run(results: Path, stage: str, model: str, optimizer: str, seed: int, final: dict,

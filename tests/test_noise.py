@@ -14,10 +14,9 @@ from heavytail.errors import ConfigError
 from heavytail.noise.core import measure_noise, save_noise_result
 from heavytail.noise.groups import classify_parameters
 from heavytail.noise.memory import parameter_bytes, peak_extra_bytes
-from heavytail.noise.per_coordinate import per_coordinate_noise
 from heavytail.noise.reference import gaussian_reference_norms, stable_reference_norms, symmetric_stable
 from heavytail.noise.sampler import sample_noise_norms
-from heavytail.noise.tail_index import (
+from heavytail.noise.tail_estimators import (
     recommend_sample_count,
     tail_index,
     tail_index_interval,
@@ -138,8 +137,9 @@ def test_sampler_matches_brute_force_least_squares():
     model = _TwoLayerLinear()
     batches = [(x[i: i + 8], y[i: i + 8], i % 24 == 0) for i in range(0, 240, 8)]
     groups = {"a.weight": "first", "a.bias": "first", "b.weight": "second", "b.bias": "second"}
+    picks = {"a.weight": np.array([0, 3]), "b.weight": np.array([1, 4]), "b.bias": np.array([0])}
     got = sample_noise_norms(model, _least_squares_loss, batches, n_mean=30, n_samples=30, groups=groups,
-                             block_size=5)
+                             block_size=5, coordinates=picks, coordinate_rows=12)
     assert all(p.grad is None for p in model.parameters())
 
     def flat_grad(batch):
@@ -159,6 +159,9 @@ def test_sampler_matches_brute_force_least_squares():
     np.testing.assert_allclose(got.group_norms["second"], noise[:, 6:].norm(dim=1).numpy(), rtol=1e-10)
     np.testing.assert_allclose(got.block_norms, noise.reshape(6, 5, -1).sum(1).norm(dim=1).numpy(), rtol=1e-10)
     assert got.mean_gradient_norm == pytest.approx(float(full.norm()), rel=1e-10)
+    # recorded coordinates, b's included on the batches that never reach it (noise = -grad f there)
+    for name, cols in (("a.weight", [0, 3]), ("b.weight", [7, 10]), ("b.bias", [11])):
+        np.testing.assert_allclose(got.coordinates[name], noise[:12, cols].numpy(), rtol=1e-10, atol=1e-14)
 
 
 def _small_conv_net():
@@ -222,7 +225,7 @@ def test_sampler_peak_memory_is_a_few_parameter_copies():
     assert peak < 4 * params
 
 
-# ---------------------------------------------------------------- parameter groups and per-coordinate noise
+# ---------------------------------------------------------------- parameter groups
 def _tiny_bert():
     from transformers import BertConfig, BertForMaskedLM
 
@@ -259,30 +262,6 @@ def test_groups_on_torchvision_models():
     assert sorted(set(groups.values())) == ["batch_norm", "convolution", "head"]
     groups = classify_parameters(alexnet)
     assert groups["features.0.weight"] == "convolution" and groups["classifier.6.weight"] == "head"
-
-
-# vmap warns that CPU attention has no batching rule: slower, not wrong
-@pytest.mark.filterwarnings("ignore:There is a performance drop")
-def test_per_coordinate_vmap_equals_loop():
-    model = _tiny_bert()
-    g = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, 120, (6, 12), generator=g)
-    labels = torch.full_like(ids, -100)
-    labels[:, ::3] = ids[:, ::3]
-    batch = {"input_ids": ids, "labels": labels}
-
-    def example_loss(forward, example):
-        return forward(input_ids=example["input_ids"], labels=example["labels"]).loss
-
-    kwargs = dict(batch_size=6, coordinates_per_group=300, mode="eval", seed=1)
-    by_vmap = per_coordinate_noise(model, example_loss, batch, method="vmap", chunk_size=4, **kwargs)
-    by_loop = per_coordinate_noise(model, example_loss, batch, method="loop", **kwargs)
-    assert by_vmap.method == "vmap" and by_loop.method == "loop"
-    assert set(by_vmap.noise) == {"attention", "embedding", "feed_forward", "head", "layer_norm", "token_embedding"}
-    for group, values in by_loop.noise.items():
-        assert values.shape == (6, min(300, values.shape[1])) and np.abs(values).max() > 0
-        np.testing.assert_allclose(by_vmap.noise[group], values, atol=1e-6 * np.abs(values).max())
-        np.testing.assert_allclose(values.sum(axis=0), 0.0, atol=1e-6 * np.abs(values).max())
 
 
 # ---------------------------------------------------------------- measure and save

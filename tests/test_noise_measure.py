@@ -93,6 +93,10 @@ def check_rows(summary: dict, model: str, data: str, groups: set[str]) -> None:
         assert (row["model"], row["data"], row["step"], row["batch_size"]) == (model, data, 0, 8)
         # an infinite estimate (possible from 12 paired differences) is written as null
         assert set(row["tail_index"]) == {"alpha", "lo", "hi"} and (row["tail_index"]["alpha"] or 1) > 0
+        assert row["tail_index_estimator"] == "block_sums" and row["paired_tail_index_lo"] is not None
+        # the block-sum estimator's Gaussian level at K1 = 4, N_mean = 4: its median well below 2
+        assert 1.0 < row["gaussian_tail_index_lo"] <= row["gaussian_tail_index"] <= row["gaussian_tail_index_hi"]
+        assert row["gaussian_tail_index"] < 1.9 and 1 <= row["effective_dim"] <= row["dim"]
         assert row["n_samples"] == 24 and row["n_mean"] == 4 and row["variance_last"] > 0
         assert set(row["quantiles"]) == {"0.01", "0.05", "0.25", "0.5", "0.75", "0.95", "0.99"}
 
@@ -107,9 +111,11 @@ def test_bert_at_init_writes_summary_rows_and_per_coordinate_noise(bert_job, tmp
         groups = [k for k in arrays.files if k.startswith("norms__") and k != "norms__all"]
         np.testing.assert_allclose(sum(arrays[k] ** 2 for k in groups), arrays["norms__all"] ** 2, rtol=1e-9)
     with np.load(tmp_path / "bert" / "per_coordinate.npz") as coords:
-        assert coords["noise__attention"].shape == (8, 40)
-        np.testing.assert_allclose(coords["noise__attention"].sum(axis=0), 0, atol=1e-6)  # minus the batch mean
-    assert summary["per_coordinate"]["tail_index"]["token_embedding"]["alpha"] > 0
+        # one row per measured minibatch (all 24 fit in max_samples), 40 coordinates per set
+        assert coords["noise__all"].shape == coords["noise__attention"].shape == (24, 40)
+        assert not np.allclose(coords["noise__attention"][0], coords["noise__attention"][1])
+    assert summary["per_coordinate"]["n_minibatches"] == 24 and summary["per_coordinate"]["mode"] == "train_frozen_bn"
+    assert summary["per_coordinate"]["tail_index"]["all"]["n_minibatches"] == 24
     assert any(r.get("coordinate_tail_index") for r in summary["rows"])
     assert read_json(tmp_path / "bert" / "run.json")["status"] == "ok"
 

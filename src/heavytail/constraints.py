@@ -145,9 +145,6 @@ def check_noise(noise: dict, pre: dict, vision: dict) -> list[str]:
         if missing:
             problems.append(f"{key}.fractions {missing} are not snapshot fractions of vision.models.{run['model']} "
                             f"({model.get('snapshot_fractions', [])}): add them there")
-    size = noise["per_coordinate"].get("batch_size")
-    if size is not None and size < 2:
-        problems.append("noise.per_coordinate.batch_size must be >= 2")
     return problems
 
 

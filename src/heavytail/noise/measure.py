@@ -3,27 +3,26 @@
 One measurement: the model of a training run at a checkpoint (`<run>/snapshots/step<N>.pt`, `<run>/checkpoint.pt`)
 or at initialisation, its loss and an independent batch stream (heavytail.noise.targets), then
 `measure_noise` + `save_noise_result` into `<out>/`: noise.npz, summary.json (with flat `rows`, one per
-parameter group, for the report's noise table), resolved_config.json and run.json. `--per-coordinate` adds
-per_coordinate.npz and per-coordinate tail indices (Fig 6c).
+parameter group, for the report's noise table), resolved_config.json and run.json. `--per-coordinate` also
+records sampled coordinates of the measured minibatches' noise vectors g_B - grad f (Fig 6c) into
+per_coordinate.npz, with their tail indices.
 
 --config is the noise section of the experiment (seed, n_mean, n_samples or target_halfwidth, mode, n_boot, level,
 per_coordinate, ...) and, for --checkpoint init, the training run's job config under `job`. With a list
 `measurements` in --config, one process measures them all (each {name, checkpoint, data, batch_size,
-per_coordinate, job?}) into `<out>/<name>/`, skipping the ones whose summary.json is already there.
+per_coordinate, n_samples?, job?}) into `<out>/<name>/`, skipping the ones whose summary.json is already there.
+A batch size "train" is the measured run's own training batch size.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
-
-import numpy as np
 
 from heavytail.config import load_job_config, resolve_job_config
 from heavytail.errors import ConfigError
-from heavytail.io import atomic_path, read_json
+from heavytail.io import read_json
 from heavytail.provenance import record_run
 
 # the job's own keys beside the noise section; a measurement job is built without the figures' settings and
@@ -36,7 +35,7 @@ SETTINGS = ("seed", "n_mean", "n_samples", "target_halfwidth", "mode", "n_boot",
 
 def resolve_settings(cfg: dict) -> dict:
     """The measurement settings of a resolved job config; n_samples from `target_halfwidth` when it is null."""
-    from heavytail.noise.tail_index import recommend_sample_count
+    from heavytail.noise.tail_estimators import recommend_sample_count
 
     settings = {key: cfg[key] for key in SETTINGS}
     if settings["n_samples"] is None:
@@ -55,7 +54,7 @@ def measure_one(spec: dict, settings: dict, out_dir: str | Path, tasks: dict | N
 
     from heavytail.device import resolve_device
     from heavytail.noise.core import measure_noise, save_noise_result, summarise
-    from heavytail.noise.targets import build_target, job_config_of
+    from heavytail.noise.targets import build_target, job_config_of, training_batch_size
 
     steps = None
     if spec.get("run"):
@@ -66,7 +65,8 @@ def measure_one(spec: dict, settings: dict, out_dir: str | Path, tasks: dict | N
     at_init = checkpoint in (None, "init")
     if job is None:
         raise ConfigError("noise: --checkpoint init needs the training run's job config as `job` in --config")
-    batch_size = int(spec.get("batch_size") or 0)
+    batch_size = spec.get("batch_size")
+    batch_size = training_batch_size(job) if batch_size == "train" else int(batch_size or 0)
     if batch_size < 2:
         raise ConfigError(f"noise: batch_size must be >= 2 (got {spec.get('batch_size')!r}); set noise.batch_sizes")
     device = resolve_device(settings["device"], settings.get("gpus"))
@@ -74,24 +74,21 @@ def measure_one(spec: dict, settings: dict, out_dir: str | Path, tasks: dict | N
     target = build_target(job, None if at_init else checkpoint, spec.get("data", "auto"), seed, device, tasks)
     if steps:
         target.metadata.update(total_steps=steps, fraction=round(target.metadata["step"] / steps, 6))
+    n_samples = int(spec.get("n_samples") or settings["n_samples"])  # a spec may ask for a longer stream (Fig 2c/f)
     print(f"measuring {spec.get('name', out_dir)}: {target.metadata['model']} on {target.metadata['data']} at step "
-          f"{target.metadata['step']}, batch {batch_size}, {settings['n_mean']} mean + {settings['n_samples']} "
+          f"{target.metadata['step']}, batch {batch_size}, {settings['n_mean']} mean + {n_samples} "
           f"samples, mode {settings['mode']}", flush=True)
+    pc = settings["per_coordinate"]
     result = measure_noise(target.model, target.loss_fn, target.stream(batch_size), n_mean=settings["n_mean"],
-                           n_samples=settings["n_samples"], mode=settings["mode"], n_boot=settings["n_boot"],
+                           n_samples=n_samples, mode=settings["mode"], n_boot=settings["n_boot"],
+                           coordinates_per_set=int(pc["coordinates_per_group"]) if spec.get("per_coordinate") else 0,
+                           coordinate_minibatches=pc["minibatches"], max_coordinate_samples=int(pc["max_samples"]),
                            level=settings["level"], seed=seed, progress_every=settings["progress_every"])
     metadata = {**target.metadata, "name": spec.get("name"), "batch_size": batch_size}
-    out = Path(out_dir)
-    coordinate = None
-    if spec.get("per_coordinate"):
-        start = time.perf_counter()
-        coordinate = _per_coordinate(target, settings, batch_size, seed, out)
-        result.norms.seconds["per_coordinate"] = time.perf_counter() - start
-        result.extra["per_coordinate"] = coordinate
-    result.extra["rows"] = summary_rows(summarise(result, metadata), coordinate)
-    summary = save_noise_result(result, out, metadata)
+    result.extra["rows"] = summary_rows(summarise(result, metadata))
+    summary = save_noise_result(result, Path(out_dir), metadata)
     overall = summary["overall"]
-    alpha = {k: (v if v is not None else float("inf")) for k, v in (overall["tail_index_norms"] or {}).items()}
+    alpha = {k: (v if v is not None else float("inf")) for k, v in (overall["tail_index_block_sums"] or {}).items()}
     print(f"done {spec.get('name', out_dir)}: mean {overall['mean']:.4g} std {overall['std']:.4g} "
           f"max/median {overall['max'] / overall['quantiles']['0.5']:.3f} alpha {alpha.get('alpha', float('nan')):.3f} "
           f"[{alpha.get('lo', float('nan')):.3f}, {alpha.get('hi', float('nan')):.3f}]", flush=True)
@@ -130,68 +127,47 @@ def run_point(run_dir: str | Path, fraction: float, variant: str | None = None) 
                       "add the fraction to the training preset's snapshot steps and retrain")
 
 
-def _per_coordinate(target, settings: dict, batch_size: int, seed: int, out: Path) -> dict:
-    """Per-example noise at sampled coordinates of one fixed minibatch (Fig 6c), saved; tail indices per group."""
-    from heavytail.batches import to_device
-    from heavytail.noise.per_coordinate import per_coordinate_noise
-    from heavytail.noise.tail_index import tail_index_per_coordinate
-
-    pc = settings["per_coordinate"]
-    size = int(pc["batch_size"] or batch_size)
-    minibatch = to_device(next(iter(target.stream(size))), next(target.model.parameters()).device)
-    noise = per_coordinate_noise(target.model, target.example_loss, minibatch, batch_size=size,
-                                 coordinates_per_group=int(pc["coordinates_per_group"]), mode=pc["mode"],
-                                 method=pc["method"], chunk_size=int(pc["chunk_size"]), seed=seed)
-    with atomic_path(out / "per_coordinate.npz") as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **{f"noise__{group}": values for group, values in noise.noise.items()})
-    groups = {"all": noise.all_coordinates(), **noise.noise}
-    estimates = {}
-    for group, values in groups.items():
-        flat = values.reshape(-1)
-        flat = flat[flat != 0]
-        if len(flat) < 64:
-            estimates[group] = None
-            continue
-        est = tail_index_per_coordinate(flat, n_boot=settings["n_boot"], level=settings["level"], seed=seed,
-                                        max_samples=int(pc["max_samples"]))
-        centred = flat - flat.mean()
-        estimates[group] = {"alpha": _finite(est.alpha), "lo": _finite(est.lo), "hi": _finite(est.hi), "n": int(len(flat)),
-                            "excess_kurtosis": float((centred ** 4).mean() / (centred ** 2).mean() ** 2 - 3)}
-    return {"batch_size": size, "method": noise.method, "mode": pc["mode"], "tail_index": estimates}
-
-
 ROW_METADATA = ("name", "model", "data", "step", "fraction", "total_steps", "batch_size", "architecture", "variant",
                 "family", "checkpoint", "n_mean", "n_samples", "mode", "seed")
 
 
-def summary_rows(summary: dict, coordinate: dict | None = None) -> list[dict]:
-    """Flat rows, one per parameter group ("all" = whole model), in the report's noise-table layout."""
+def summary_rows(summary: dict) -> list[dict]:
+    """Flat rows, one per parameter group ("all" = whole model), in the report's noise-table layout.
+
+    `tail_index` is the paper's Fig 7 estimator (Simsekli's block sums of whole noise vectors), beside its
+    reading on Gaussian noise measured alike (`gaussian_tail_index*`) and the paired-difference estimator on
+    the norms (`paired_tail_index*`).
+    """
     meta = summary["metadata"]
+    coordinates = (summary.get("per_coordinate") or {}).get("tail_index", {})
     rows = []
     for group, stats in [("all", summary["overall"]), *sorted(summary["groups"].items())]:
         median = stats["quantiles"]["0.5"]
         curve = stats["variance_curve"]
-        block = stats["tail_index_block_sums"] or {}
+        paired = stats["tail_index_norms"] or {}
+        gaussian = stats.get("tail_index_block_sums_gaussian") or {}
         row = {key: meta.get(key) for key in ROW_METADATA}
-        row.update(group=group, mean=stats["mean"], std=stats["std"], min=stats["min"], max=stats["max"],
-                   excess_kurtosis=stats["excess_kurtosis"], quantiles=stats["quantiles"],
+        row.update(group=group, dim=stats.get("dim"), effective_dim=stats.get("effective_dim"), mean=stats["mean"], std=stats["std"], min=stats["min"],
+                   max=stats["max"], excess_kurtosis=stats["excess_kurtosis"], quantiles=stats["quantiles"],
                    max_over_median=stats["max"] / median if median > 0 else None,
                    q99_over_median=stats["quantiles"]["0.99"] / median if median > 0 else None,
-                   mean_gradient_norm=stats["mean_gradient_norm"], tail_index=stats["tail_index_norms"],
-                   block_tail_index=block.get("alpha"), block_tail_index_lo=block.get("lo"),
-                   block_tail_index_hi=block.get("hi"), variance_first=curve["first"], variance_last=curve["last"],
+                   mean_gradient_norm=stats["mean_gradient_norm"], tail_index=stats["tail_index_block_sums"],
+                   tail_index_estimator="block_sums", gaussian_tail_index=gaussian.get("alpha"),
+                   gaussian_tail_index_lo=gaussian.get("lo"), gaussian_tail_index_hi=gaussian.get("hi"),
+                   paired_tail_index=paired.get("alpha"), paired_tail_index_lo=paired.get("lo"),
+                   paired_tail_index_hi=paired.get("hi"), variance_first=curve["first"], variance_last=curve["last"],
                    variance_relative_range=curve.get("relative_range_last_half"),
-                   variance_max_jump=curve.get("max_relative_jump_last_half"))
-        est = (coordinate or {}).get("tail_index", {}).get(group)
+                   variance_max_jump=curve.get("max_relative_jump_last_half"),
+                   variance_settles=curve.get("settles"))
+        est = coordinates.get(group)
         if est:
             row.update(coordinate_tail_index=est["alpha"], coordinate_tail_index_lo=est["lo"],
-                       coordinate_tail_index_hi=est["hi"], coordinate_excess_kurtosis=est["excess_kurtosis"])
+                       coordinate_tail_index_hi=est["hi"], coordinate_tail_index_first=est["first_minibatch"],
+                       coordinate_tail_index_median=est["minibatch_median"],
+                       coordinate_tail_index_q05=est["minibatch_q05"], coordinate_tail_index_q95=est["minibatch_q95"],
+                       coordinate_excess_kurtosis=est["excess_kurtosis"])
         rows.append(row)
     return rows
-
-
-def _finite(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
 
 
 def measurement_specs(cfg: dict, args: argparse.Namespace) -> list[tuple[dict, Path]]:
@@ -218,8 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="measurement folder (or the root of `measurements`)")
     parser.add_argument("--checkpoint", help="<run>/snapshots/step<N>.pt, <run>/checkpoint.pt, or init")
     parser.add_argument("--data", default="auto", help="auto (the run's data) or gaussian (BERT: Gaussian input)")
-    parser.add_argument("--batch-size", type=int, help="minibatch size (default: the first of noise.batch_sizes)")
-    parser.add_argument("--per-coordinate", action="store_true", help="also per-coordinate noise of one minibatch")
+    parser.add_argument("--batch-size", help="minibatch size or train (default: the first of noise.batch_sizes)")
+    parser.add_argument("--per-coordinate", action="store_true",
+                        help="also record sampled coordinates of the measured minibatches' noise vectors (Fig 6c)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads")
     parser.add_argument("--gpus", type=int, help="GPUs the job was given (the rule's gpu resource); 0 = the CPU. "
                         "Default: a GPU if one is there")

@@ -5,7 +5,8 @@ Pass 2 draws N_samples further minibatches and records ||g_i - grad f(x)|| for e
 No gradient is ever stored: a post-accumulate-grad hook folds each parameter's gradient into the buffers the
 moment backward produces it and frees it, so the sampler holds the mean buffer (plus one block-sum buffer
 when `block_size` is set) and never a full set of `.grad` tensors. Parameters that backward does not reach
-have gradient zero and are accounted for as such.
+have gradient zero and are accounted for as such. With `coordinates`, the noise vectors of the first
+`coordinate_rows` pass-2 minibatches are also recorded at those flat indices (Fig 6c, heavytail.noise.coordinates).
 
 Modes (how dropout and batch norm behave while gradients are sampled):
   * "train_frozen_bn" (default): `model.train()`, so dropout is on and batch norm normalises with the
@@ -49,6 +50,8 @@ class NoiseNorms:
     block_size: int | None = None
     block_norms: np.ndarray = field(default_factory=lambda: np.empty(0))
     group_block_norms: dict[str, np.ndarray] = field(default_factory=dict)
+    dims: dict[str, int] = field(default_factory=dict)
+    coordinates: dict[str, np.ndarray] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -77,7 +80,8 @@ def gradient_mode(model: nn.Module, mode: str = "train_frozen_bn") -> Iterator[n
 
 def sample_noise_norms(model: nn.Module, loss_fn: LossFn, batch_source: Iterable, *, n_mean: int, n_samples: int,
                        mode: str = "train_frozen_bn", groups: dict[str, str] | None = None,
-                       block_size: int | None = None, seed: int = 0, progress_every: int = 0) -> NoiseNorms:
+                       block_size: int | None = None, coordinates: dict[str, np.ndarray] | None = None,
+                       coordinate_rows: int = 0, seed: int = 0, progress_every: int = 0) -> NoiseNorms:
     """Estimate grad f from `n_mean` minibatches, then return the noise norms of `n_samples` further ones.
 
     `loss_fn(model, batch)` returns the scalar minibatch loss (it moves the batch to the model's device).
@@ -85,12 +89,15 @@ def sample_noise_norms(model: nn.Module, loss_fn: LossFn, batch_source: Iterable
     minibatches each epoch). Pass-2 minibatches should be independent of the pass-1 ones: if the same batches
     come back, their noise vectors sum to about zero, which shrinks block sums and biases the block-sum index. `groups` maps parameter names to group labels (default: `classify_parameters`).
     With `block_size` K1, the norms of sums of K1 consecutive noise vectors are recorded as well, for
-    `tail_index_of_block_sums`.
+    `tail_index_of_block_sums`. `coordinates` maps parameter names to flat indices recorded, for the first
+    `coordinate_rows` noise vectors, into `NoiseNorms.coordinates[name]` (rows x indices).
     """
     if n_mean < 1 or n_samples < 1:
         raise ConfigError(f"noise sampler: n_mean and n_samples must be >= 1 (got {n_mean}, {n_samples})")
     if block_size is not None and not 2 <= block_size <= n_samples:
         raise ConfigError(f"noise sampler: block_size must be in [2, n_samples] (got {block_size})")
+    coordinates = coordinates or {}
+    coordinate_rows = min(coordinate_rows, n_samples) if coordinates else 0
     named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     if not named:
         raise ConfigError("noise sampler: the model has no trainable parameters")
@@ -107,7 +114,11 @@ def sample_noise_norms(model: nn.Module, loss_fn: LossFn, batch_source: Iterable
         p.grad = None
     torch.manual_seed(seed)
     batches = _cycle(batch_source, n_mean + n_samples)
-    state = _SamplerState(params, block_size is not None)
+    unknown = sorted(set(coordinates) - {name for name, _ in named})
+    if unknown:
+        raise ConfigError(f"noise sampler: coordinates name {unknown[0]}, which is not a trainable parameter")
+    state = _SamplerState(params, block_size is not None,
+                          [coordinates.get(name) for name, _ in named], coordinate_rows)
     seconds = {}
     with gradient_mode(model, mode), state.hooks():
         start = time.perf_counter()
@@ -122,7 +133,7 @@ def sample_noise_norms(model: nn.Module, loss_fn: LossFn, batch_source: Iterable
         block_sq = torch.zeros(n_samples // block_size if block_size else 0, len(params),
                                dtype=torch.float64, device=device)
         for i in range(n_samples):
-            state.begin_sample(sq[i])
+            state.begin_sample(sq[i], i)
             loss_fn(model, next(batches)).backward()
             state.end_sample()
             if block_size and (i + 1) % block_size == 0 and (i + 1) // block_size <= len(block_sq):
@@ -133,23 +144,34 @@ def sample_noise_norms(model: nn.Module, loss_fn: LossFn, batch_source: Iterable
     total, per_group = _reduce(sq, group_index, labels)
     block_total, block_groups = _reduce(block_sq, group_index, labels)
     mean_total, mean_groups = _reduce(mean_sq[None], group_index, labels)
+    dims = {"all": sum(p.numel() for p in params)}
+    for name, p in named:
+        dims[groups[name]] = dims.get(groups[name], 0) + p.numel()
+    recorded = {name: c.cpu().numpy() for (name, _), c in zip(named, state.coordinates, strict=True) if c is not None}
     return NoiseNorms(norms=total, group_norms=per_group, mean_gradient_norm=float(mean_total[0]),
                       group_mean_gradient_norms={k: float(v[0]) for k, v in mean_groups.items()},
                       n_mean=n_mean, n_samples=n_samples, mode=mode, block_size=block_size,
-                      block_norms=block_total, group_block_norms=block_groups, seconds=seconds)
+                      block_norms=block_total, group_block_norms=block_groups, dims=dims, coordinates=recorded,
+                      seconds=seconds)
 
 
 class _SamplerState:
     """Per-parameter buffers and the hooks that fold each fresh gradient into them, then free it."""
 
-    def __init__(self, params: list[torch.Tensor], keep_block_sums: bool):
+    def __init__(self, params: list[torch.Tensor], keep_block_sums: bool, index: list[np.ndarray | None],
+                 rows: int):
         self.params = params
         # float32 buffers for low-precision params: a mean over many minibatches must not round in bf16
         self.mean = [torch.zeros_like(p, dtype=_buffer_dtype(p)) for p in params]
         self.block = [torch.zeros_like(m) for m in self.mean] if keep_block_sums else None
+        self.index = [None if i is None or not rows else torch.as_tensor(i, dtype=torch.long, device=p.device)
+                      for i, p in zip(index, params, strict=True)]
+        self.coordinates = [None if i is None else torch.zeros(rows, len(i), dtype=m.dtype, device=m.device)
+                            for i, m in zip(self.index, self.mean, strict=True)]
         self.pass_ = "mean"
         self.fired = [False] * len(params)
         self.row: torch.Tensor | None = None
+        self.sample = 0
         self.mean_sq: torch.Tensor | None = None
 
     @contextmanager
@@ -174,8 +196,13 @@ class _SamplerState:
             self.row[k] = torch.linalg.vector_norm(noise).double() ** 2
             if self.block is not None:
                 self.block[k].add_(noise)
+            self._record(k, noise)
             self.fired[k] = True
         return fold
+
+    def _record(self, k: int, noise: torch.Tensor) -> None:
+        if self.index[k] is not None and self.sample < len(self.coordinates[k]):
+            self.coordinates[k][self.sample] = noise.reshape(-1)[self.index[k]]
 
     def finish_mean(self, n_mean: int) -> None:
         for m in self.mean:
@@ -183,8 +210,9 @@ class _SamplerState:
         self.mean_sq = torch.stack([torch.linalg.vector_norm(m).double() ** 2 for m in self.mean])
         self.pass_ = "noise"
 
-    def begin_sample(self, row: torch.Tensor) -> None:
+    def begin_sample(self, row: torch.Tensor, sample: int) -> None:
         self.row = row
+        self.sample = sample
         self.fired = [False] * len(self.params)
 
     def end_sample(self) -> None:
@@ -194,6 +222,7 @@ class _SamplerState:
                 self.row[k] = self.mean_sq[k]
                 if self.block is not None:
                     self.block[k].sub_(self.mean[k])
+                self._record(k, -self.mean[k])
 
     def pop_block(self, row: torch.Tensor) -> None:
         for k, b in enumerate(self.block):

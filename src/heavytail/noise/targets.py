@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from heavytail.errors import ConfigError
@@ -36,7 +35,6 @@ class NoiseTarget:
 
     model: nn.Module
     loss_fn: Callable[[nn.Module, object], torch.Tensor]
-    example_loss: Callable[[Callable, object], torch.Tensor]
     stream: Callable[[int], Iterable]
     metadata: dict = field(default_factory=dict)
 
@@ -60,6 +58,17 @@ def family_of(job: dict) -> str:
         return "vision"
     raise ConfigError(f"noise: cannot tell the model family of a job config with stage {stage!r}; pass a pretrain "
                       "or vision job config (with `mlm_data` or `manifest`)")
+
+
+def training_batch_size(job: dict) -> int:
+    """The batch size a run trained with: pretrain `train.batch_size`, vision `models.<model>.batch_size`."""
+    family = family_of(job)
+    size = (job.get("train", {}).get("batch_size") if family == "bert"
+            else job.get("models", {}).get(job.get("model"), {}).get("batch_size"))
+    if not isinstance(size, int) or size < 2:
+        where = "train.batch_size" if family == "bert" else f"models.{job.get('model')}.batch_size"
+        raise ConfigError(f"noise: batch size 'train' needs the run's {where} >= 2 in its job config (got {size!r})")
+    return size
 
 
 def run_dir_of(checkpoint: str | Path) -> Path:
@@ -159,13 +168,10 @@ def _bert_target(job: dict, state: dict | None, data: str, seed: int, tasks: dic
     def loss_fn(model, batch):
         return task.loss(model, _to_device(batch, model))[0]
 
-    def example_loss(forward, example):
-        return forward(**example)["loss"]
-
     def stream(batch_size: int) -> BatchStream:
         return BatchStream(lambda b: task.train_batches(0, b, 0, 1), batch_size)
 
-    return NoiseTarget(model, loss_fn, example_loss, stream, meta)
+    return NoiseTarget(model, loss_fn, stream, meta)
 
 
 def use_gaussian_input(model: nn.Module) -> None:
@@ -204,11 +210,7 @@ def _vision_target(job: dict, state: dict | None, data: str, seed: int, tasks: d
     def loss_fn(model, batch):
         return task.loss(model, _to_device(batch, model))[0]
 
-    def example_loss(forward, example):
-        images, labels = example
-        return F.cross_entropy(forward(images).float(), labels)
-
     def stream(batch_size: int) -> BatchStream:
         return BatchStream(lambda b: task.train_batches(0, b, 0, 1), batch_size)
 
-    return NoiseTarget(model, loss_fn, example_loss, stream, meta)
+    return NoiseTarget(model, loss_fn, stream, meta)

@@ -6,7 +6,17 @@ Two streaming estimates, both float64 and O(1) or O(d) memory:
   * `StreamingVariance`: Welford's update on whole gradient vectors, v_n = (1/(n-1)) sum_i ||g_i - gbar_n||^2
     with gbar_n the running mean of the same samples, for when no full-gradient estimate is available.
 For a concentrated noise law v_n settles at E||g - grad f||^2; for a law with infinite variance it keeps
-jumping whenever a large sample arrives. `relative_range` and `max_relative_jump` quantify "not settling".
+jumping whenever a large sample arrives. `relative_range` and `max_relative_jump` quantify "not settling";
+`settles` is the verdict the Fig 2c/f claim uses.
+
+Why relative_range over the last half, below 0.15 (measured on synthetic streams, 300 seeds each): with finite
+variance it shrinks like CV / sqrt(N) (CV of the squared norms; its 95th percentile ~ 2.3 CV / sqrt(N)), with
+infinite variance it does not shrink at all (alpha-stable noise, alpha = 1.5: 5th percentile 0.19-0.22 at
+every N from 256 to 4096; alpha = 1.2: 0.28-0.31). So "settles" means range < 0.15, and N must be long enough
+for finite-variance noise of the measured CV to get there: N >= 256 for Gaussian noise of effective dimension
+>= 4 (CV <= 0.71; 95th percentile 0.10), N >= 1024 for any Gaussian noise (dimension 1, CV 1.41: 0.11).
+`max_relative_jump` separates worse: at alpha = 1.5 its 5th percentile (0.006-0.015) sits inside the Gaussian
+range.
 """
 
 from __future__ import annotations
@@ -17,6 +27,8 @@ import numpy as np
 import torch
 
 from heavytail.errors import ConfigError
+
+SETTLED_RELATIVE_RANGE = 0.15
 
 
 def variance_curve(squared_norms: np.ndarray) -> np.ndarray:
@@ -37,6 +49,11 @@ def max_relative_jump(curve: np.ndarray, tail_fraction: float = 0.5) -> float:
     """Largest |v_n / v_(n-1) - 1| over the last `tail_fraction` of the curve: ~1/n when settled."""
     tail = _tail(curve, tail_fraction)
     return float(np.max(np.abs(tail[1:] / tail[:-1] - 1.0)))
+
+
+def settles(curve: np.ndarray, threshold: float = SETTLED_RELATIVE_RANGE, tail_fraction: float = 0.5) -> bool:
+    """Whether the variance curve has settled: its last-half relative range is below `threshold`."""
+    return relative_range(curve, tail_fraction) < threshold
 
 
 def _tail(curve: np.ndarray, tail_fraction: float) -> np.ndarray:

@@ -44,7 +44,7 @@ def _model_name(experiment: dict, role: str, variant: str | None) -> str:
 def spec(experiment: dict, role: str, fraction: float, batch_size: int, variant: str | None = None,
          data: str = "auto") -> dict:
     """One measurement: a run at a fraction of training (or a BERT variant at init), at one batch size."""
-    first = experiment["noise"]["batch_sizes"][0]
+    first = batch_sizes(experiment, role)[0]
     name = (f"{_model_name(experiment, role, variant)}/{_data_name(experiment, role, data)}/"
             f"pct{int(round(100 * fraction)):03d}/bs{batch_size}")
     measurement = {"name": name, "run": run_dir(experiment, role), "fraction": fraction, "batch_size": batch_size,
@@ -54,9 +54,18 @@ def spec(experiment: dict, role: str, fraction: float, batch_size: int, variant:
     return measurement
 
 
+def batch_sizes(experiment: dict, role: str) -> list[int]:
+    """noise.batch_sizes for one role's run, `train` replaced by the run's training batch size, each size once."""
+    run = experiment["noise"]["runs"][role]
+    train = (experiment["pretrain"]["train"]["batch_size"] if STAGE_OF_ROLE[role] == "pretrain"
+             else experiment["vision"]["models"][run["model"]]["batch_size"])
+    sizes = [train if size == "train" else int(size) for size in experiment["noise"]["batch_sizes"]]
+    return list(dict.fromkeys(sizes))
+
+
 def _training_specs(experiment: dict, role: str) -> list[dict]:
     """Every batch size at init (the batch size changes the picture), the first one later in training."""
-    sizes = experiment["noise"]["batch_sizes"]
+    sizes = batch_sizes(experiment, role)
     return [spec(experiment, role, fraction, b)
             for fraction in experiment["noise"]["runs"][role]["fractions"]
             for b in (sizes if fraction == 0 else sizes[:1])]
@@ -64,11 +73,10 @@ def _training_specs(experiment: dict, role: str) -> list[dict]:
 
 def groups(experiment: dict) -> dict[str, list[dict]]:
     """{job group: [measurement]} of every measurement the noise figures use."""
-    sizes = experiment["noise"]["batch_sizes"]
     return {
         "bert": _training_specs(experiment, "bert"),
         "bert_variants": [spec(experiment, "bert", 0.0, b, variant, data) for variant, data in BERT_VARIANTS
-                          for b in sizes],
+                          for b in batch_sizes(experiment, "bert")],
         "image": _training_specs(experiment, "image"),
         "alexnet": _training_specs(experiment, "alexnet"),
     }
@@ -119,12 +127,12 @@ def _select(experiment: dict, role: str, fraction=None, batch_size=None, variant
 
 def figure_panels(experiment: dict, figure: str) -> dict:
     """Measurement folders each noise figure draws, by panel."""
-    first = experiment["noise"]["batch_sizes"][0]
-
     def one(role, fraction=0.0, variant=None, data="auto"):
+        first = batch_sizes(experiment, role)[0]
         return measurement_dir(experiment, _select(experiment, role, fraction, first, variant, data)[0])
 
     def course(role):
+        first = batch_sizes(experiment, role)[0]
         return [measurement_dir(experiment, m) for m in _select(experiment, role, batch_size=first)]
 
     if figure == "fig2":

@@ -1,7 +1,9 @@
 """Noise figures (Figs 2, 4, 5, 6, 7) and the table of every noise measurement, drawn from saved measurements.
 
 Each measurement folder holds noise.npz (`norms__<group>`, `variance_curve__<group>`), summary.json (with flat
-`rows`) and, for per-coordinate runs, per_coordinate.npz (`noise__<group>`). Histograms show noise norms divided
+`rows`) and, for per-coordinate runs, per_coordinate.npz (`noise__<set>`: minibatches x sampled coordinates of
+g_B - grad f, set "all" uniform over the model). Tail indices in the panels are the paper's block-sum estimator,
+each beside its reading on Gaussian noise measured alike (below 2 when N_mean is small). Histograms show noise norms divided
 by their own median (`normalise_by_median`), measured and reference alike, in `bins` bins from the smallest value
 to the `upper_quantile` (the last bin also counts everything beyond it, so a heavy tail shows as a bar at the
 right edge). Measured panels that are compared (Figs 4, 5, 6) share bin edges; Fig 2's reference panels keep
@@ -29,7 +31,8 @@ from heavytail.report.figures.style import save_figure
 FIGURE_DEFAULTS = {"bins": 40, "reference_dim": 100, "reference_alpha": 1.5, "upper_quantile": 0.995}
 MEASURED, REFERENCE = "#1f77b4", "#7f7f7f"
 TABLE_FIRST = ["model", "data", "step", "fraction", "batch_size", "group", "mean", "std", "tail_index",
-               "tail_index_lo", "tail_index_hi", "variance_relative_range", "name"]
+               "tail_index_lo", "tail_index_hi", "gaussian_tail_index", "paired_tail_index",
+               "variance_relative_range", "name"]
 
 
 class Measurement:
@@ -50,13 +53,19 @@ class Measurement:
     def curve(self, group: str = "all") -> np.ndarray:
         return self.arrays[f"variance_curve__{group}"]
 
-    def alpha(self, group: str = "all") -> dict:
-        stats = self.summary["overall"] if group == "all" else self.summary["groups"][group]
-        return stats["tail_index_norms"] or {}
+    def _stats(self, group: str) -> dict:
+        return self.summary["overall"] if group == "all" else self.summary["groups"][group]
 
-    def block_alpha(self, group: str = "all") -> dict:
-        stats = self.summary["overall"] if group == "all" else self.summary["groups"][group]
-        return stats["tail_index_block_sums"] or {}
+    def alpha(self, group: str = "all") -> dict:
+        """The paper's estimator: block sums of whole noise vectors."""
+        return self._stats(group)["tail_index_block_sums"] or {}
+
+    def gaussian_alpha(self, group: str = "all") -> dict:
+        """The block-sum estimator's reading on Gaussian noise of this dimension, measured alike."""
+        return self._stats(group).get("tail_index_block_sums_gaussian") or {}
+
+    def paired_alpha(self, group: str = "all") -> dict:
+        return self._stats(group)["tail_index_norms"] or {}
 
     def groups(self) -> list[str]:
         return sorted(self.summary["groups"])
@@ -78,6 +87,13 @@ def _interval_text(est: dict, name: str = "alpha") -> str:
     hi = "inf" if est.get("hi") is None else f"{est['hi']:.2f}"
     lo = "?" if est.get("lo") is None else f"{est['lo']:.2f}"
     return f"{name} {est['alpha']:.2f} [{lo}, {hi}]"
+
+
+def _alpha_text(m: Measurement) -> str:
+    """Block-sum alpha with its interval and the Gaussian level it should be read against."""
+    gaussian = m.gaussian_alpha()
+    return _interval_text(m.alpha()) + ("" if gaussian.get("alpha") is None
+                                        else "\nGaussian noise: " + _interval_text(gaussian))
 
 
 def shared_bins(samples: list[np.ndarray], bins: int, upper_quantile: float) -> np.ndarray:
@@ -128,7 +144,7 @@ def fig2(image: str | Path, bert: str | Path, out_png: str | Path, settings: dic
         letters = "abc" if r == 0 else "def"
         # each histogram spans its own range (as in the paper): a stable reference would squash a measured bell
         for col, (values, color, title, note) in enumerate((
-                (measured, MEASURED, f"({letters[0]}) {m.label()}", _interval_text(m.alpha())),
+                (measured, MEASURED, f"({letters[0]}) {m.label()}", _alpha_text(m)),
                 (reference, REFERENCE, f"({letters[1]}) {ref_title}", ""))):
             edges = shared_bins([values], int(s["bins"]), float(s["upper_quantile"]))
             _histogram(axes[r, col], values, edges, color, title, note)
@@ -149,7 +165,7 @@ def fig4(panels: dict[str, str | Path], out_png: str | Path, settings: dict | No
     fig, axes = plt.subplots(2, 2, figsize=(8, 6))
     for ax, (key, title) in zip(axes.ravel(), order, strict=True):
         _histogram(ax, values[key], edges, MEASURED, f"({key}) {title}: {ms[key].label()}",
-                   _interval_text(ms[key].alpha()))
+                   _alpha_text(ms[key]))
     fig.suptitle("Noise norms by architecture and input (median-normalised, shared bins)", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, out_png)
@@ -173,7 +189,7 @@ def fig5(bert: list[str | Path], image: list[str | Path], out_png: str | Path,
             m = ms[c]
             pct = 100 * (m.meta.get("fraction") or 0.0)
             _histogram(ax, values[c], edges, MEASURED, f"{m.meta['model']}: {pct:.0f}% (step {m.meta['step']})",
-                       _interval_text(m.alpha()))
+                       _alpha_text(m))
     fig.suptitle("Noise norms during training (median-normalised, shared bins per row)", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, out_png)
@@ -187,81 +203,86 @@ def fig6(init: str | Path, trained: str | Path, out_png: str | Path, settings: d
     edges = shared_bins(values, int(s["bins"]), float(s["upper_quantile"]))
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
     for ax, m, v, letter in zip(axes[:2], (a, b), values, "ab", strict=True):
-        _histogram(ax, v, edges, MEASURED, f"({letter}) {m.label()}", _interval_text(m.alpha()))
+        _histogram(ax, v, edges, MEASURED, f"({letter}) {m.label()}", _alpha_text(m))
     _coordinate_panel(axes[2], a, int(s["bins"]))
     fig.tight_layout()
     return save_figure(fig, out_png)
 
 
 def _coordinate_panel(ax, m: Measurement, bins: int) -> None:
-    """Per-coordinate noise pooled over groups, each scaled by its median |value|, against a Gaussian of that scale."""
+    """Fig 6c: the sampled coordinates of one minibatch's noise vector g_B - grad f, against a Gaussian."""
     coords = m.coordinates()
-    pooled = np.concatenate([v.reshape(-1) / max(np.median(np.abs(v[v != 0])), 1e-30)
-                             for v in coords.values() if np.any(v != 0)])
-    pooled = pooled[pooled != 0]
-    edge = float(np.quantile(np.abs(pooled), 0.999))
+    if "all" not in coords:
+        raise ConfigError(f"noise figure: {m.path}/per_coordinate.npz has no noise__all (measured before Fig 6c "
+                          "became g_B - grad f; measure it again)")
+    row = coords["all"][0].astype(np.float64)
+    row = row[row != 0]
+    scale = max(float(np.median(np.abs(row))), 1e-30)
+    values = row / scale
+    edge = float(np.quantile(np.abs(values), 0.999))
     edges = np.linspace(-edge, edge, 2 * bins + 1)
-    ax.hist(np.clip(pooled, -edge, edge), bins=edges, density=True, color=MEASURED, alpha=0.85, label="measured")
-    sigma = 1.4826  # a Gaussian whose median |x| is 1, the scale every group was divided by
+    clipped = np.clip(values, -edge, edge)
+    ax.hist(clipped, bins=edges, density=True, color=MEASURED, alpha=0.85, label="measured")
+    sigma = 1.4826  # a Gaussian whose median |x| is 1, the scale the coordinates were divided by
     x = np.linspace(-edge, edge, 400)
     ax.plot(x, np.exp(-0.5 * (x / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi)), "k--", lw=0.8,
             label="Gaussian, same median |x|")
     ax.set_yscale("log")
-    counts, _ = np.histogram(np.clip(pooled, -edge, edge), bins=edges, density=True)
+    counts, _ = np.histogram(clipped, bins=edges, density=True)
     ax.set_ylim(0.3 * counts[counts > 0].min(), 3 * counts.max())
-    ax.set_xlabel("per-coordinate noise / median |noise| of its group")
+    ax.set_xlabel("coordinate of g_B - grad f / its median |value|")
     ax.set_ylabel("density")
-    est = (m.summary.get("per_coordinate") or {}).get("tail_index", {}).get("all") or {}
-    batch = (m.summary.get("per_coordinate") or {}).get("batch_size")
-    ax.set_title(f"(c) per-coordinate noise, one minibatch of {batch} at init", fontsize=8)
-    ax.text(0.03, 0.95, _interval_text(est), transform=ax.transAxes, va="top", fontsize=7)
-    ax.legend(fontsize=6, loc="lower center")
+    info = m.summary.get("per_coordinate") or {}
+    est = info.get("tail_index", {}).get("all") or {}
+    ax.set_title(f"(c) {len(row)} sampled coordinates of one minibatch's noise (B={m.meta['batch_size']}), "
+                 f"step {m.meta['step']}", fontsize=8)
+    lines = [f"this minibatch: alpha {_number(est.get('first_minibatch'))}",
+             f"{info.get('n_minibatches', '?')} minibatches: median {_number(est.get('minibatch_median'))} "
+             f"[{_number(est.get('minibatch_q05'))}, {_number(est.get('minibatch_q95'))}]",
+             "pooled: " + _interval_text(est)]
+    ax.text(0.03, 0.95, "\n".join(lines), transform=ax.transAxes, va="top", fontsize=6)
+    ax.legend(fontsize=6, loc="upper right")
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _column(estimates: list[dict], key: str, missing: float = np.nan) -> np.ndarray:
+    return np.array([e.get(key) if e.get(key) is not None else missing for e in estimates], dtype=float)
 
 
 def fig7(image: list[str | Path], bert: list[str | Path], out_png: str | Path,
          settings: dict | None = None) -> list[Path]:
-    """Fig 7: tail-index estimates (with intervals) across training checkpoints, image model and BERT."""
+    """Fig 7: block-sum tail index (the paper's) and paired differences across training, with the Gaussian level."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
     for ax, paths, title in ((axes[0], image, "image model"), (axes[1], bert, "BERT")):
         ms = sorted((Measurement(p) for p in paths), key=lambda m: m.meta["step"])
         if not ms:
             continue
         x = np.array([100 * (m.meta.get("fraction") or 0.0) for m in ms])
-        for offset, getter, label, marker in ((-0.6, Measurement.alpha, "norms (paired differences)", "o"),
-                                              (0.6, Measurement.block_alpha, "block sums of noise vectors", "s")):
+        gaussian = [m.gaussian_alpha() for m in ms]
+        if any(g.get("alpha") is not None for g in gaussian):
+            # what the block-sum estimator returns on Gaussian noise of the same counts and dimension
+            ax.fill_between(x, _column(gaussian, "lo"), _column(gaussian, "hi"), color=REFERENCE, alpha=0.25, lw=0)
+            ax.plot(x, _column(gaussian, "alpha"), color=REFERENCE, ls="--", lw=0.8,
+                    label=f"block sums of Gaussian noise measured alike (K1={ms[0].meta['block_size']}, "
+                          f"N_mean={ms[0].meta['n_mean']})")
+        for offset, getter, label, style in ((0.0, Measurement.alpha, "block sums of noise vectors (paper)", "s-C0"),
+                                             (1.2, Measurement.paired_alpha, "norms, paired differences", "o-C1")):
             est = [getter(m) for m in ms]
-            alpha = np.array([e.get("alpha") if e.get("alpha") is not None else np.nan for e in est], dtype=float)
-            lo = np.array([e.get("lo") if e.get("lo") is not None else np.nan for e in est], dtype=float)
-            hi = np.array([e.get("hi") if e.get("hi") is not None else 4.0 for e in est], dtype=float)
+            alpha, lo, hi = _column(est, "alpha"), _column(est, "lo"), _column(est, "hi", 4.0)
             err = np.vstack([np.clip(alpha - lo, 0, None), np.clip(hi - alpha, 0, None)])
-            ax.errorbar(x + offset, alpha, yerr=err, fmt=marker + "-", ms=4, capsize=3, lw=1, label=label)
+            ax.errorbar(x + offset, alpha, yerr=err, fmt=style, ms=4, capsize=3, lw=1, label=label)
         ax.axhline(2.0, color="k", ls=":", lw=0.8)
-        gaussian_block = _gaussian_block_sum_alpha(ms[0].meta)
-        if gaussian_block:
-            ax.axhline(gaussian_block, color="C1", ls=":", lw=0.8)
-            ax.text(x.max(), gaussian_block - 0.05, f"block sums of Gaussian noise: {gaussian_block:.2f} "
-                    f"(K1={ms[0].meta['block_size']}, n_mean={ms[0].meta['n_mean']})", ha="right", va="top",
-                    fontsize=6, color="C1")
         ax.set_ylim(0, 3.5)
         ax.set_xlabel("% of training")
-        ax.set_title(f"{title}: {ms[0].meta['model']} / {ms[0].meta['data']}, B={ms[0].meta['batch_size']}", fontsize=8)
+        ax.set_title(f"{title}: {ms[0].meta['model']} / {ms[0].meta['data']}, B={ms[0].meta['batch_size']}, "
+                     f"{ms[0].meta['n_samples']} samples", fontsize=8)
     axes[0].set_ylabel("tail index alpha (2 = Gaussian)")
-    axes[1].legend(fontsize=7, loc="lower right")
+    axes[1].legend(fontsize=6, loc="lower right")
     fig.tight_layout()
     return save_figure(fig, out_png)
-
-
-def _gaussian_block_sum_alpha(meta: dict) -> float | None:
-    """What the block-sum estimator reads for Gaussian noise when grad f comes from n_mean minibatches.
-
-    Every noise vector carries the same error -delta of the mean estimate (E||delta||^2 = E||xi||^2 / n_mean),
-    so a block sum of K1 of them has E||.||^2 = K1 E||xi||^2 (1 + K1 / n_mean) instead of K1 E||xi||^2, and
-    1 / alpha_hat = 1/2 + log(1 + K1 / n_mean) / (2 log K1): below 2 without any heavy tail.
-    """
-    k1, n_mean = meta.get("block_size"), meta.get("n_mean")
-    if not k1 or not n_mean or k1 < 2:
-        return None
-    return 1.0 / (0.5 + math.log(1 + k1 / n_mean) / (2 * math.log(k1)))
 
 
 def noise_table(folders: list[str | Path]) -> pd.DataFrame:

@@ -8,6 +8,16 @@ strictly symmetric alpha-stable law, Y_j has the law of K1^(1/alpha) X_1, hence
 
 Rows of a 2-D array are treated as vectors and |.| is their Euclidean norm (Simsekli's multivariate form).
 
+Which samples (Appendix H of the paper). Simsekli et al. feed every coordinate of every noise vector as a
+scalar (their `alpha_estimator(m, noise.view(-1, 1))`, grad f the mean of the same minibatches); the paper
+treats "the noise as a high dimensional random vector" and applies Simsekli's estimator to it: the N x d
+matrix of noise vectors e_i = g_i - grad f, i.e. the norms ||e_i|| and the norms of block sums, which is
+`tail_index_of_block_sums` (the Fig 7 estimator here). Feeding the positive scalar norms themselves would give
+about 1 for any concentrated law (a sum of K1 positive values grows like K1), which is why the paired
+differences of `tail_index_of_norms` exist as a second reading. Here grad f is the mean of N_mean other
+minibatches, so every e_i carries the same error and block sums grow by (1 + K1 / N_mean): the estimator
+then reads below 2 on Gaussian noise (`reference.gaussian_block_sum_reference` simulates that level).
+
 Assumptions, and what happens when they fail:
   * i.i.d. samples. Dependent or sorted samples bias the block sums; shuffle first if order carries structure
     (coordinates of a flattened gradient are ordered by layer).
@@ -68,7 +78,7 @@ def tail_index_interval(samples: np.ndarray, n_boot: int = 200, level: float = 0
 
 def tail_index_of_norms(norms: np.ndarray, n_boot: int = 200, level: float = 0.9,
                         seed: int = 0) -> TailIndexEstimate:
-    """Tail index of the distribution of noise norms ||g_i - grad f|| (the paper's Fig 7 quantity).
+    """Tail index of the distribution of noise norms ||g_i - grad f|| from paired differences (Fig 7's second line).
 
     Norms are positive, so they are symmetrised first: a random permutation (from `seed`) pairs them and the
     estimator runs on the n // 2 differences, which share the norms' tail index. Each bootstrap replicate
@@ -104,7 +114,7 @@ def tail_index_per_coordinate(noise: np.ndarray, n_boot: int = 200, level: float
 
 def tail_index_of_block_sums(norms: np.ndarray, block_sum_norms: np.ndarray, block_size: int,
                              n_boot: int = 200, level: float = 0.9, seed: int = 0) -> TailIndexEstimate:
-    """Simsekli's multivariate estimator on whole noise vectors, from norms streamed by the sampler.
+    """Simsekli's estimator on whole noise vectors (the paper's Fig 7), from norms streamed by the sampler.
 
     `norms[i] = ||e_i||` and `block_sum_norms[j] = ||e_{jK1+1} + ... + e_{(j+1)K1}||` with K1 = block_size (the
     sampler keeps one running block sum, so no noise vector is stored). This is what feeding the N x d noise
