@@ -191,7 +191,7 @@ def test_hf_wikipedia_bookcorpus_loader_on_local_parquet(tmp_path):
 
     files = write_parquet_sources(tmp_path / "shards")
     cfg = job_config(tmp_path, text={
-        "source": "hf_wikipedia_bookcorpus", "validation_fraction": 0.25, "max_documents": 8,
+        "source": "hf_wikipedia_bookcorpus", "validation_fraction": 0.25, "max_documents": None,
         "wikipedia": {"path": "wikimedia/wikipedia", "revision": None, "data_files": files["wikipedia"]},
         "bookcorpus": {"path": "bookcorpus/bookcorpus", "revision": None, "data_files": files["bookcorpus"],
                        "lines_per_document": 30}})
@@ -201,7 +201,7 @@ def test_hf_wikipedia_bookcorpus_loader_on_local_parquet(tmp_path):
     assert not set(ds["train"]["id"]) & set(ds["validation"]["id"])
     wiki = sorted((r for r in rows if r["id"].startswith("wiki-")), key=lambda r: int(r["id"][5:]))
     books = sorted((r for r in rows if r["id"].startswith("bookcorpus-")), key=lambda r: int(r["id"][11:]))
-    assert [r["id"] for r in wiki] == [f"wiki-{k}" for k in (0, 1, 2, 3, 4, 10, 11, 12)]  # max_documents = 8
+    assert [r["id"] for r in wiki] == [f"wiki-{k}" for k in (0, 1, 2, 3, 4, 10, 11, 12, 13, 14)]
     assert wiki[0]["title"] == "Topic 0"
     assert wiki[0]["text"].split("\n") == [  # heading and back matter dropped, paragraphs kept
         "Topic 0 is a subject studied since 1900 by many careful people around the world.",
@@ -210,14 +210,14 @@ def test_hf_wikipedia_bookcorpus_loader_on_local_parquet(tmp_path):
     assert [r["id"] for r in books] == ["bookcorpus-0", "bookcorpus-30", "bookcorpus-60", "bookcorpus-90"]
     assert books[1]["text"].split("\n")[0] == "sentence 30 of the book , he said ."
     assert len(books[3]["text"].split("\n")) == 10  # 100 lines = 3 x 30 + 10
-    assert len(ds["validation"]) == 3  # round(0.25 * 12)
+    assert len(ds["validation"]) == 4  # round(0.25 * 14)
 
 
-def test_unpinned_hub_source_rejected(tmp_path):
+def test_unpinned_hub_source_rejected_offline(tmp_path):
     from heavytail.data import corpus
 
     cfg = job_config(tmp_path, text={"source": "hf_wikipedia_bookcorpus"})
-    with pytest.raises(ConfigError, match="data.text.wikipedia.revision must pin a commit"):
+    with pytest.raises(ConfigError, match="data.text.wikipedia.revision is null and HF_HUB_OFFLINE=1"):
         corpus.main(["--config", json.dumps(cfg), "--out", str(tmp_path / "corpus")])
     assert not (tmp_path / "corpus").exists()
 
@@ -259,7 +259,7 @@ def test_wordpiece_tokenizer_round_trips_through_bert_tokenizer_fast(built):
     tokenizer.main(["--config", json.dumps(cfg), "--out", str(copy_out)])
     assert BertTokenizerFast.from_pretrained(str(copy_out)).get_vocab() == loaded.get_vocab()
     cfg = job_config(built["tmp"], tokenizer={"kind": "pretrained", "pretrained": "bert-base-uncased"})
-    with pytest.raises(ConfigError, match="cannot load 'bert-base-uncased' from the HF cache"):
+    with pytest.raises(ConfigError, match="data.tokenizer.revision is null and HF_HUB_OFFLINE=1"):
         tokenizer.main(["--config", json.dumps(cfg), "--out", str(built["tmp"] / "no_tokenizer")])
     assert not (built["tmp"] / "no_tokenizer").exists()
 
