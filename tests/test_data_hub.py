@@ -149,13 +149,13 @@ def test_unpinned_hub_sources_resolve_to_a_commit(monkeypatch):
 
 
 def test_every_input_problem_is_listed_at_once_offline(tmp_path):
-    from heavytail.data.corpus import corpus_problems
+    from heavytail.data.hf_text import text_problems
     from heavytail.data.qa import squad_problems
     from heavytail.data.tokenizer import tokenizer_problems
 
     assert os.environ["HF_HUB_OFFLINE"] == "1"
     cfg = small_job(tmp_path)  # the small preset as shipped: every Hub revision null
-    problems = (corpus_problems(cfg) + squad_problems(cfg["data"]["qa"]["squad"])
+    problems = (text_problems(cfg["data"]["text"]) + squad_problems(cfg["data"]["qa"]["squad"])
                 + tokenizer_problems(cfg["data"]["tokenizer"]))
     keys = [p.split(" ")[0] for p in problems]
     assert keys == ["data.text.wikipedia.revision", "data.text.bookcorpus.revision", "data.qa.squad.revision",
@@ -163,7 +163,7 @@ def test_every_input_problem_is_listed_at_once_offline(tmp_path):
     assert all("HF_HUB_OFFLINE=1" in p and "pin" in p and "\n" not in p for p in problems)
     pinned = small_job(tmp_path, wikipedia={"path": "wikimedia/wikipedia", "revision": COMMIT},
                        bookcorpus={"path": str(tmp_path / "missing"), "revision": None, "lines_per_document": 8})
-    assert corpus_problems(pinned) == [f"data.text.bookcorpus.path: folder {tmp_path / 'missing'} does not "
+    assert text_problems(pinned["data"]["text"]) == [f"data.text.bookcorpus.path: folder {tmp_path / 'missing'} does not "
                                        "exist (point it at a local copy in the Hub's layout, or at a Hub "
                                        "dataset id)"]
     assert squad_problems({"train_json": str(tmp_path / "t.json"), "dev_json": None})[1].startswith(
@@ -221,3 +221,15 @@ def test_squad_parquet_and_official_json_give_the_same_qa(tiny, tmp_path):
     assert source["path"] == str(folder) and source["local"] and source["name"] == "plain_text"
     ds = qa.load_squad_json(tmp_path / "parquet" / "dev.json")
     assert int(np.sum([len(a["text"]) for a in ds["answers"]])) >= len(ds)
+
+
+def test_data_problems_gathers_every_stage(tmp_path):
+    from heavytail.data.checks import data_problems
+
+    cfg = small_job(tmp_path)
+    cfg["paths"]["imagenet_dir"] = str(tmp_path / "no_imagenet")
+    problems = data_problems(cfg)
+    assert [p.split(" ")[0].rstrip(":") for p in problems] == [
+        "data.text.wikipedia.revision", "data.text.bookcorpus.revision", "data.tokenizer.revision",
+        "data.qa.squad.revision", "paths.imagenet_dir"]
+    assert data_problems(cfg, images=False) == problems[:-1]  # a BERT-only DAG needs no ImageNet

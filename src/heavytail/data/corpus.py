@@ -77,21 +77,13 @@ def split_stats(ds) -> dict:
     return stats
 
 
-def corpus_problems(cfg: dict) -> list[str]:
-    """Every problem of the Hub text sources that can be seen before any download, one line each."""
-    from heavytail.data.hf_text import SOURCES, text_source_problems
-
-    text = cfg["data"]["text"]
-    if text["source"] == "gensim_wiki":
-        return []
-    return [p for name in SOURCES for p in text_source_problems(text[name], f"data.text.{name}")]
-
-
 def check_corpus_inputs(cfg: dict) -> None:
     """Every check that can fail before work starts, so a bad input leaves nothing behind."""
     if cfg["data"]["text"]["source"] == "gensim_wiki":
         check_bz2_file(wiki_dump_path(cfg["data"]), "data.text.wiki_dump")
-    raise_problems(corpus_problems(cfg))
+    from heavytail.data.hf_text import text_problems
+
+    raise_problems(text_problems(cfg["data"]["text"]))
 
 
 def build_corpus(cfg: dict, out: Path, num_proc: int | None = None) -> dict:

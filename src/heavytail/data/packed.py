@@ -45,8 +45,9 @@ def _column_numpy(chunks) -> np.ndarray:
 
     parts = []
     for chunk in chunks:
-        if pa.types.is_fixed_size_list(chunk.type):
-            parts.append(chunk.flatten().to_numpy(zero_copy_only=False).reshape(len(chunk), chunk.type.list_size))
+        # every packed row has max_seq_length tokens; plain lists are what earlier versions of the packer wrote
+        if pa.types.is_fixed_size_list(chunk.type) or pa.types.is_list(chunk.type):
+            parts.append(chunk.flatten().to_numpy(zero_copy_only=False).reshape(len(chunk), -1))
         else:
             parts.append(chunk.to_numpy(zero_copy_only=False))
     return np.concatenate(parts) if len(parts) != 1 else np.array(parts[0])
