@@ -2,7 +2,8 @@
 
 Rows (a contract for the pretraining and QA code): `id` (str), `title` (str), `text` (str: clean prose,
 paragraphs separated by "\\n"). tiny reads the Wikipedia dump inside the gensim wheel; small and paper read
-Wikipedia + BookCorpus through `datasets.load_dataset` at pinned revisions.
+Wikipedia + BookCorpus through `datasets.load_dataset` (heavytail.data.hf_text), and stats.json records the
+commit each source was read at.
 
     python -m heavytail.data.corpus --config <json> --out results/{scale}/data/corpus
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from heavytail.config import load_job_config, resolve_job_config
-from heavytail.data.hub import use_project_hf_home
+from heavytail.data.hub import raise_problems, use_project_hf_home
 from heavytail.data.wikitext import check_bz2_file, wiki_dump_path
 from heavytail.errors import ConfigError
 from heavytail.io import atomic_dir, write_json
@@ -78,14 +79,11 @@ def split_stats(ds) -> dict:
 
 def check_corpus_inputs(cfg: dict) -> None:
     """Every check that can fail before work starts, so a bad input leaves nothing behind."""
-    text = cfg["data"]["text"]
-    if text["source"] == "gensim_wiki":
+    if cfg["data"]["text"]["source"] == "gensim_wiki":
         check_bz2_file(wiki_dump_path(cfg["data"]), "data.text.wiki_dump")
-    else:
-        from heavytail.data.hf_text import check_source
+    from heavytail.data.hf_text import text_problems
 
-        check_source(text["wikipedia"], "data.text.wikipedia")
-        check_source(text["bookcorpus"], "data.text.bookcorpus")
+    raise_problems(text_problems(cfg["data"]["text"]))
 
 
 def build_corpus(cfg: dict, out: Path, num_proc: int | None = None) -> dict:
@@ -99,8 +97,10 @@ def build_corpus(cfg: dict, out: Path, num_proc: int | None = None) -> dict:
         from heavytail.data.hf_text import load_wikipedia_bookcorpus
 
         cache = use_project_hf_home(cfg.get("paths", {})) / "datasets"
-        docs = load_wikipedia_bookcorpus(text, cache, num_proc=num_proc).cast(features())
-        source = {"kind": text["source"], "wikipedia": text["wikipedia"], "bookcorpus": text["bookcorpus"]}
+        docs, sources = load_wikipedia_bookcorpus(text, cache, num_proc=num_proc)
+        docs = docs.cast(features())
+        source = {"kind": text["source"], **sources, "max_documents": text.get("max_documents"),
+                  "mix": "max_documents caps the total; each source gives the same fraction of its documents"}
     corpus = split_by_document(docs, text["validation_fraction"], text["split_seed"])
     corpus.save_to_disk(str(out), num_proc=num_proc)
     stats = {"source": source, "split": "by article", "validation_fraction": text["validation_fraction"],

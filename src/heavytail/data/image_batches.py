@@ -4,12 +4,16 @@ Order: epoch e = step // steps_per_epoch is a permutation of the training set dr
 the (s mod steps_per_epoch)-th slice of batch_size indices (the last partial batch of an epoch is dropped).
 Augmentation draws from (seed, step) too, so a resumed run sees the very batches an uninterrupted run would.
   memory   the whole split as uint8 tensors; light augmentation (random crop with zero padding + flip) on tensors.
-  workers  torchvision transforms in DataLoader worker processes (ImageNet: RandomResizedCrop + flip); each
-           sample's transform runs under torch.manual_seed(its own seed), drawn from (seed, step).
+  workers  DataLoader worker processes (ImageNet: RandomResizedCrop + flip); each sample's transform runs under
+           torch.manual_seed(its own seed), drawn from (seed, step). `decoder` picks how JPEGs are decoded:
+           torchvision (default; heavytail.data.jpeg: libjpeg-turbo into uint8 tensors, a batch normalised at
+           once) or pil (torchvision's PIL transforms). With `decode_device` set, workers only read the bytes and
+           the batch is decoded on that device (nvjpeg on a GPU) in the main process.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from heavytail.data.images import image_folder
+from heavytail.data import jpeg
+from heavytail.data.images import image_folder, split_root
+from heavytail.data.jpeg import DECODERS
+from heavytail.errors import ConfigError
 
 ORDER, AUGMENT, SAMPLE_SEEDS = 0, 1, 2  # stream tags: one independent random stream per purpose
 
@@ -104,10 +111,10 @@ def memory_train_batches(data: MemoryImages, seed: int, start_step: int, batch_s
 
 
 class SeededSamples(torch.utils.data.Dataset):
-    """An ImageFolder indexed by (index, sample seed): the transform runs under that seed, in any worker."""
+    """An ImageFolder indexed by (index, sample seed): `read` then `transform` run under that seed, in any worker."""
 
-    def __init__(self, folder, transform):
-        self.folder, self.transform = folder, transform
+    def __init__(self, folder, transform, read=None):
+        self.folder, self.transform, self.read = folder, transform, read or folder.loader
 
     def __len__(self) -> int:
         return len(self.folder)
@@ -115,8 +122,10 @@ class SeededSamples(torch.utils.data.Dataset):
     def __getitem__(self, key: tuple[int, int]):
         index, sample_seed = key
         path, label = self.folder.samples[index]
-        image = self.folder.loader(path)
-        torch.manual_seed(sample_seed)
+        image = self.read(path)
+        # the transforms draw from the CPU generator only; torch.manual_seed would also queue a CUDA seeding,
+        # with a formatted stack trace, on every sample of a worker (measured: ~3 ms a sample, most of a decode)
+        torch.random.default_generator.manual_seed(sample_seed)
         return self.transform(image), label
 
 
@@ -146,25 +155,55 @@ def imagenet_transforms(image_size: int, mean, std, train: bool):
     return T.Compose([T.Resize(int(round(image_size / 0.875))), T.CenterCrop(image_size), *tail])
 
 
+def _check_decoder(decoder: str) -> None:
+    if decoder not in DECODERS:
+        raise ConfigError(f"vision.decoder must be one of {', '.join(DECODERS)} (got {decoder!r})")
+
+
 def worker_train_batches(manifest_path, seed: int, start_step: int, batch_size: int, rank: int, world_size: int,
-                         image_size: int, mean, std, num_workers: int) -> Iterator:
+                         image_size: int, mean, std, num_workers: int, decoder: str = "torchvision",
+                         decode_device: str | torch.device | None = None) -> Iterator:
+    """This rank's training batches from `start_step` on, as normalised float images and int64 labels."""
+    _check_decoder(decoder)
     folder = image_folder(manifest_path, "train")
-    samples = SeededSamples(folder, imagenet_transforms(image_size, mean, std, train=True))
+    channels = int(split_root(manifest_path, "train")[0].get("channels", 3))
+    collate, finish = None, None
+    if decoder == "pil":
+        samples = SeededSamples(folder, imagenet_transforms(image_size, mean, std, train=True))
+    elif decode_device is None:
+        samples = SeededSamples(folder, jpeg.TrainCrop(image_size), functools.partial(jpeg.read_image,
+                                                                                      channels=channels))
+        collate = jpeg.NormalisedBatch(mean, std)
+    else:
+        samples, collate = SeededSamples(folder, jpeg.EncodedCrop(), jpeg.read_encoded), jpeg.encoded_batch
+
+        def finish(batch):
+            data, boxes, flips, labels = batch
+            return jpeg.decode_batch(data, boxes, flips, image_size, mean, std, decode_device, channels), labels
     sampler = StepBatches(len(folder), seed, start_step, batch_size, rank, world_size)
-    loader = torch.utils.data.DataLoader(samples, batch_sampler=sampler, num_workers=num_workers,
-                                         pin_memory=torch.cuda.is_available(),
+    loader = torch.utils.data.DataLoader(samples, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate,
+                                         pin_memory=torch.cuda.is_available() and finish is None,
                                          persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers else None)
-    return iter(loader)
+    return iter(loader) if finish is None else map(finish, loader)
 
 
 def worker_val_loader(manifest_path, batch_size: int, image_size: int, mean, std, num_workers: int,
-                      shard=None):
-    """The validation images in order, decoded by `num_workers` processes; `shard(n)` picks one rank's share."""
-    folder = image_folder(manifest_path, "val", imagenet_transforms(image_size, mean, std, train=False))
+                      decoder: str = "torchvision", shard=None):
+    """The validation split in order (resize + centre crop), normalised, decoded in the workers; `shard(n)`
+    picks one rank's share."""
+    _check_decoder(decoder)
+    if decoder == "pil":
+        folder = image_folder(manifest_path, "val", imagenet_transforms(image_size, mean, std, train=False))
+        collate = None
+    else:
+        folder = image_folder(manifest_path, "val", jpeg.ValCrop(image_size))
+        channels = int(split_root(manifest_path, "val")[0].get("channels", 3))
+        folder.loader = functools.partial(jpeg.read_image, channels=channels)
+        collate = jpeg.NormalisedBatch(mean, std)
     if shard is not None:
         folder = torch.utils.data.Subset(folder, list(shard(len(folder))))
     return torch.utils.data.DataLoader(folder, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                                       pin_memory=torch.cuda.is_available())
+                                       collate_fn=collate, pin_memory=torch.cuda.is_available())
 
 
 __all__ = ["MemoryImages", "StepBatches", "load_split_tensors", "memory_train_batches", "step_indices",

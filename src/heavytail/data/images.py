@@ -2,7 +2,11 @@
 
 fashion_mnist: the four idx .gz files of Debian's dataset-fashion-mnist, read by torchvision's FashionMNIST,
 written as PNGs to `<out dir>/{train,val}/<label>_<class>/`. imagenet: `paths.imagenet_dir` is validated and
-pointed to, never copied. Both write `manifest.json` (root, splits, classes, counts, normalisation).
+pointed to, never copied or changed. Its val/ may be sorted into <wnid> folders or flat, as ILSVRC ships it,
+with the devkit's LOC_val_solution.csv (`paths.imagenet_val_labels`, or found next to the data); a flat val/ is
+read through a label list written next to the manifest (50k symlinks would take seconds to make and to scan
+at every job start; the list takes milliseconds). Both write `manifest.json` (root, splits, classes, counts,
+normalisation, and `labels` for a split read through a label list).
 
     python -m heavytail.data.images --config <json> --out results/{scale}/data/images/manifest.json
 """
@@ -19,6 +23,15 @@ import zlib
 from pathlib import Path
 
 from heavytail.config import load_job_config, resolve_job_config
+from heavytail.data.hub import raise_problems
+from heavytail.data.imagenet import (
+    IMAGE_SUFFIXES,
+    LabelledFiles,
+    imagenet_layout_problems,
+    imagenet_val_labels,
+    val_is_flat,
+    write_label_list,
+)
 from heavytail.errors import ConfigError
 from heavytail.io import atomic_dir, read_json, write_json
 from heavytail.provenance import record_run
@@ -26,7 +39,6 @@ from heavytail.provenance import record_run
 FASHION_MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                        "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 PROGRESS_EVERY = 2000
 
 
@@ -122,20 +134,29 @@ def count_images(folder: Path) -> dict[str, int]:
             for d in sorted(os.scandir(folder), key=lambda e: e.name) if d.is_dir()}
 
 
-def imagenet_manifest(paths: dict) -> dict:
-    """A manifest pointing at the user's ImageNet folder, after checking its layout."""
+def imagenet_manifest(paths: dict, out_dir: Path) -> dict:
+    """A manifest pointing at the user's ImageNet folder, after checking its layout; a flat val/ gets a label
+    list in `out_dir`."""
     root = Path(paths["imagenet_dir"]).resolve()
-    check_image_folder(root, "paths.imagenet_dir")
-    counts = {split: count_images(root / split) for split in ("train", "val")}
-    if set(counts["train"]) != set(counts["val"]):
-        only = sorted(set(counts["train"]) ^ set(counts["val"]))[:3]
-        raise ConfigError(f"paths.imagenet_dir: train and val class folders differ (e.g. {only}); sort val into "
-                          "the same <wnid> folders as train (valprep.sh)")
+    raise_problems(imagenet_layout_problems(root, paths.get("imagenet_val_labels")))
+    counts = {"train": count_images(root / "train")}
+    classes = sorted(counts["train"])
+    manifest = {"root": str(root), "splits": {"train": "train", "val": "val"}, "classes": classes,
+                "source": {"kind": "imagenet", "dir": str(root)}, "image_size": [224, 224], "channels": 3,
+                "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
+    if val_is_flat(root / "val"):
+        labels_file = imagenet_val_labels(root, paths.get("imagenet_val_labels"))
+        labels = write_label_list(root / "val", labels_file, out_dir / "val_labels.csv")
+        counts["val"] = {wnid: sum(1 for w in labels.values() if w == wnid) for wnid in classes}
+        manifest["labels"] = {"val": "val_labels.csv"}
+        manifest["source"]["val_labels"] = str(labels_file)
+    else:
+        counts["val"] = count_images(root / "val")
+    manifest["counts"] = counts
+    val_from = f", val labels from {manifest['source']['val_labels']}" if "labels" in manifest else ""
     print(f"images imagenet {root}: {sum(counts['train'].values())} train, {sum(counts['val'].values())} val "
-          f"images in {len(counts['train'])} classes", flush=True)
-    return {"root": str(root), "splits": {"train": "train", "val": "val"}, "classes": sorted(counts["train"]),
-            "counts": counts, "source": {"kind": "imagenet", "dir": str(root)}, "image_size": [224, 224],
-            "channels": 3, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
+          f"images in {len(classes)} classes{val_from}", flush=True)
+    return manifest
 
 
 def split_root(manifest_path: str | Path, split: str) -> tuple[dict, Path]:
@@ -172,13 +193,17 @@ def image_folder(manifest_path: str | Path, split: str, transform=None):
     from torchvision.datasets import ImageFolder
 
     manifest, folder = split_root(manifest_path, split)
-    if not folder.is_dir() or not any(p.is_dir() for p in folder.iterdir()):
+    labels = manifest.get("labels", {}).get(split)
+    if not folder.is_dir() or not (labels or any(p.is_dir() for p in folder.iterdir())):
         raise ConfigError(f"image folder {folder} (split {split!r} of {manifest_path}) is missing or has no class "
                           "folders; expected <root>/<split>/<class>/*.png|*.JPEG (rebuild it with "
                           "heavytail.data.images)")
     try:
         loader = load_grayscale if manifest.get("channels") == 1 else load_rgb
-        ds = ImageFolder(str(folder), transform=transform, loader=loader)
+        if labels:
+            ds = LabelledFiles(folder, Path(manifest_path).parent / labels, manifest["classes"], loader, transform)
+        else:
+            ds = ImageFolder(str(folder), transform=transform, loader=loader)
     except (FileNotFoundError, RuntimeError) as exc:
         raise ConfigError(f"image folder {folder}: {str(exc).splitlines()[0]}") from exc
     if ds.classes != manifest["classes"]:
@@ -192,7 +217,8 @@ def check_image_inputs(cfg: dict) -> None:
     if images["source"] == "fashion_mnist":
         check_fashion_mnist_dir(Path(images["fashion_mnist_dir"]))
     else:
-        check_image_folder(Path(cfg["paths"]["imagenet_dir"]), "paths.imagenet_dir")
+        raise_problems(imagenet_layout_problems(Path(cfg["paths"]["imagenet_dir"]),
+                                                cfg["paths"].get("imagenet_val_labels")))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -209,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
             with tempfile.TemporaryDirectory(prefix=".fashion_mnist.", dir=args.out.parent.parent) as work:
                 manifest = write_fashion_mnist(images, staging, Path(work))
         else:
-            manifest = imagenet_manifest(cfg["paths"])
+            manifest = imagenet_manifest(cfg["paths"], staging)
         write_json(staging / args.out.name, manifest)
         run["counts"] = {split: sum(c.values()) for split, c in manifest["counts"].items()}
 

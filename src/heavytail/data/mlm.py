@@ -9,7 +9,8 @@ the true next text half of the time, a random other article's text otherwise), p
 
 `MLMBatches` draws the batch of step s as a pure function of (seed, s): an epoch permutation of the rows, then
 masking as in Devlin et al. -- round(15 %) of the maskable tokens of each row (capped at
-`max_predictions`), of which 80 % become [MASK], 10 % a random token and 10 % stay unchanged.
+`max_predictions`), of which 80 % become [MASK], 10 % a random token and 10 % stay unchanged. The packed columns
+are stored compactly (`heavytail.data.packed`); batches come out as int64, as the model takes them.
 """
 
 from __future__ import annotations
@@ -21,8 +22,19 @@ from pathlib import Path
 
 import numpy as np
 
+from heavytail.data.packed import (
+    column_dtypes,
+    count_tokens,
+    load_split,
+    num_rows,
+    packed_features,
+    take_rows,
+)
 from heavytail.errors import ConfigError
 from heavytail.io import content_digest, read_json, write_json
+
+__all__ = ["MLMBatches", "MaskingSpec", "context_free_loss", "fixed_validation", "load_meta", "load_split",
+           "mask_tokens", "prepare_mlm_data", "unigram_loss"]
 
 MAP_BATCH_ARTICLES = 1000
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -123,35 +135,23 @@ def prepare_mlm_data(corpus_dir: str | Path, tokenizer_dir: str | Path, out_dir:
     meta = {"max_seq_length": max_seq_length, "nsp": nsp, "seed": seed, "vocab_size": len(tokenizer),
             "special_ids": sorted(set(tokenizer.all_special_ids)), "mask_id": tokenizer.mask_token_id,
             "pad_id": ids["pad"], "tokenizer_dir": str(tokenizer_dir), "splits": {}}
+    meta["dtypes"] = column_dtypes(meta["vocab_size"], nsp)
+    features = packed_features(meta["dtypes"], max_seq_length)
     for split in ("train", "validation"):
         if split not in corpus:
             raise ConfigError(f"corpus {corpus_path} has no `{split}` split (splits: {', '.join(corpus)})")
         packed = corpus[split].map(pack, batched=True, batch_size=MAP_BATCH_ARTICLES, with_indices=True,
-                                   remove_columns=corpus[split].column_names, num_proc=num_proc,
+                                   remove_columns=corpus[split].column_names, num_proc=num_proc, features=features,
                                    cache_file_name=str(out / f"{split}.arrow"), desc=f"pack {split}")
         if len(packed) == 0:
             raise ConfigError(f"corpus split {split} is too short for one sequence of {max_seq_length} tokens")
         meta["splits"][split] = {"sequences": len(packed), "tokens": len(packed) * max_seq_length}
-    train_ids = np.asarray(load_split(out, "train", preload=True)["input_ids"])
-    counts = np.bincount(train_ids.ravel(), minlength=meta["vocab_size"])
-    np.save(out / "unigram_counts.npy", counts)
+        del packed  # its memory map; the counts below read the file in chunks instead
+    np.save(out / "unigram_counts.npy", count_tokens(out, "train", meta["vocab_size"]))
     # what the training runs compare before reusing a checkpoint: hashed once here, not at every job start
     meta["content_sha256"] = content_digest(*(out / f"{split}.arrow" for split in ("train", "validation")))
     write_json(out / META_NAME, meta)
     return meta
-
-
-def load_split(data_dir: str | Path, split: str, preload: bool = True) -> dict:
-    """Columns of a packed split: numpy arrays when preloaded, else the memory-mapped Dataset (numpy format)."""
-    from datasets import Dataset
-
-    path = Path(data_dir) / f"{split}.arrow"
-    if not path.is_file():
-        raise ConfigError(f"{path} does not exist (run `python -m heavytail.data.mlm` or the prepare_mlm_data rule)")
-    ds = Dataset.from_file(str(path)).with_format("numpy")
-    if not preload:
-        return ds
-    return {name: np.asarray(ds[name]) for name in ds.column_names}
 
 
 @dataclass(frozen=True)
@@ -227,7 +227,7 @@ class MLMBatches:
 
     def __init__(self, split: dict, spec: MaskingSpec, seed: int):
         self.split, self.spec, self.seed = split, spec, seed
-        self.rows = len(split["input_ids"])
+        self.rows = num_rows(split)
         self._epoch, self._order = -1, None
 
     def _row_indices(self, step: int, batch_size: int) -> np.ndarray:
@@ -250,26 +250,41 @@ class MLMBatches:
         index = self._row_indices(step, batch_size)[first:first + share]
         # sorted reads are much faster on a memory-mapped Dataset; the row order is restored after
         order = np.argsort(index, kind="stable")
-        rows = self.split[index[order]] if not isinstance(self.split, dict) else {
-            k: v[index[order]] for k, v in self.split.items()}
+        rows = take_rows(self.split, index[order])
         undo = np.argsort(order, kind="stable")
-        columns = {k: np.asarray(v)[undo] for k, v in rows.items()}
-        masked = mask_rows(columns["input_ids"], self.spec, [[self.seed, 1, step, first + i] for i in range(share)])
-        for extra in ("token_type_ids", "attention_mask", "next_sentence_label"):
-            if extra in columns:
-                masked[extra] = columns[extra]
-        return masked
+        columns = {k: np.asarray(v, dtype=np.int64)[undo] for k, v in rows.items()}
+        return _with_extras(columns, mask_rows(columns["input_ids"], self.spec,
+                                               [[self.seed, 1, step, first + i] for i in range(share)]))
 
 
-def fixed_validation(split: dict, spec: MaskingSpec, max_sequences: int | None, seed: int = 12345) -> dict:
-    """The validation set: the first `max_sequences` rows, masked once with a fixed seed, same for every run."""
-    n = len(split["input_ids"]) if max_sequences is None else min(max_sequences, len(split["input_ids"]))
-    columns = {k: np.asarray(v[:n]) for k, v in split.items()}
-    masked = mask_tokens(columns["input_ids"], spec, np.random.default_rng(seed))
+def _masked_batch(columns: dict, spec: MaskingSpec, rng: np.random.Generator) -> dict:
+    """Mask the rows' ids with one stream; every column comes out int64 (the storage is compact, the model
+    takes int64)."""
+    columns = {k: np.asarray(v, dtype=np.int64) for k, v in columns.items()}
+    return _with_extras(columns, mask_tokens(columns["input_ids"], spec, rng))
+
+
+def _with_extras(columns: dict, masked: dict) -> dict:
     for extra in ("token_type_ids", "attention_mask", "next_sentence_label"):
         if extra in columns:
             masked[extra] = columns[extra]
     return masked
+
+
+def validation_rows(n: int, max_sequences: int | None, seed: int) -> np.ndarray:
+    """All n rows, or a seeded sample of `max_sequences` of them in file order.
+
+    The packed rows follow the corpus (Wikipedia first, then BookCorpus), so the first N would hold one source.
+    """
+    if max_sequences is None or max_sequences >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng([seed, 0]).choice(n, size=max_sequences, replace=False))
+
+
+def fixed_validation(split, spec: MaskingSpec, max_sequences: int | None, seed: int = 12345) -> dict:
+    """The validation set: `max_sequences` rows sampled across the split, masked once with a fixed seed."""
+    rows = take_rows(split, validation_rows(num_rows(split), max_sequences, seed))
+    return _masked_batch(rows, spec, np.random.default_rng(seed))
 
 
 def unigram_loss(train_counts: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> float:

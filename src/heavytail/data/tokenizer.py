@@ -1,7 +1,9 @@
 """The BERT WordPiece tokenizer: trained on the corpus's train split (tiny) or bert-base-uncased (small, paper).
 
 The output folder loads with `transformers.BertTokenizerFast.from_pretrained(out)`; it holds vocab.txt,
-tokenizer.json, tokenizer_config.json and special_tokens_map.json.
+tokenizer.json, tokenizer_config.json and special_tokens_map.json. A pretrained tokenizer is a Hub model id or
+a local folder in its layout (vocab.txt, tokenizer_config.json); an unpinned one (data.tokenizer.revision null)
+is resolved to its commit, which tokenizer_stats.json records.
 
     python -m heavytail.data.tokenizer --config <json> --corpus results/{scale}/data/corpus --out <dir>
 """
@@ -14,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from heavytail.config import load_job_config, resolve_job_config
-from heavytail.data.hub import use_project_hf_home
+from heavytail.data.hub import raise_problems, resolve, source_problems, use_project_hf_home
 from heavytail.errors import ConfigError
 from heavytail.io import atomic_dir, write_json
 from heavytail.provenance import record_run
@@ -119,8 +121,8 @@ def build_tokenizer(cfg: dict, corpus: Path | None, out: Path) -> dict:
                 "requested_vocab_size": tok_cfg["vocab_size"]}
         expected = tok.get_vocab_size()
     else:
-        info = {"kind": "pretrained", "name": tok_cfg["pretrained"]}
-        save_pretrained_tokenizer(tok_cfg["pretrained"], cfg.get("paths", {}), out)
+        source = save_pretrained_tokenizer(tok_cfg["pretrained"], cfg.get("paths", {}), out, tok_cfg.get("revision"))
+        info = {"kind": "pretrained", "name": tok_cfg["pretrained"], "source": source}
         expected = None
     info.update(verify_tokenizer(out, expected))
     write_json(out / "tokenizer_stats.json", info)
@@ -128,21 +130,38 @@ def build_tokenizer(cfg: dict, corpus: Path | None, out: Path) -> dict:
     return info
 
 
-def save_pretrained_tokenizer(name: str, paths: dict, out: Path) -> None:
-    """A named tokenizer from the project's HF cache (downloaded there when online), saved to `out`."""
+def tokenizer_problems(tok_cfg: dict, key: str = "data.tokenizer") -> list[str]:
+    """Every problem of the tokenizer settings that can be seen before any download, one line each."""
+    if tok_cfg["kind"] != "pretrained":
+        return []
+    name, revision = tok_cfg.get("pretrained"), tok_cfg.get("revision")
+    problems = source_problems(name, revision, key, kind="model", path_field="pretrained")
+    folder = Path(str(name)).expanduser()
+    if not problems and folder.is_dir() and not any((folder / f).is_file() for f in ("vocab.txt", "tokenizer.json")):
+        problems.append(f"{key}.pretrained: {folder} holds neither vocab.txt nor tokenizer.json (point it at a "
+                        "tokenizer folder such as a copy of bert-base-uncased)")
+    return problems
+
+
+def save_pretrained_tokenizer(name: str, paths: dict, out: Path, revision: str | None = None, api=None) -> dict:
+    """A named tokenizer resolved to a commit (or a local folder), loaded through the project's HF cache and
+    saved to `out`; returns where it came from."""
     hub_cache = use_project_hf_home(paths) / "hub"
+    raise_problems(tokenizer_problems({"kind": "pretrained", "pretrained": name, "revision": revision}))
+    source = resolve(name, revision, "data.tokenizer", kind="model", api=api, path_field="pretrained")
     from transformers import BertTokenizerFast
 
-    where = (f"cannot load {name!r} from the HF cache under {paths.get('hf_home')}; run once online "
-             "(HF_HUB_OFFLINE unset) or copy the tokenizer files there")
+    where = f"cannot load {name!r} at {source['revision']} into the HF cache under {paths.get('hf_home')}"
     try:
-        tok = BertTokenizerFast.from_pretrained(name, cache_dir=str(hub_cache))
+        tok = BertTokenizerFast.from_pretrained(source["path"], cache_dir=str(hub_cache),
+                                                revision=None if source["local"] else source["revision"])
     except OSError as exc:
         raise ConfigError(f"data.tokenizer.pretrained: {where} ({str(exc).splitlines()[0]})") from exc
     # transformers 5 silently builds an empty tokenizer when no vocabulary file is found
     if len(tok) <= len(SPECIAL_TOKENS):
         raise ConfigError(f"data.tokenizer.pretrained: {where} (found no vocabulary)")
     tok.save_pretrained(str(out))
+    return source
 
 
 def main(argv: list[str] | None = None) -> None:

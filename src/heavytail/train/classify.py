@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -147,11 +148,13 @@ def build_task(cfg: dict, train_cfg: dict) -> ClassificationTask:
         def val_fn(ctx=None):
             return val.plain_batches(eval_batch, ctx.shard(len(val)) if ctx is not None else None)
     else:
-        workers = int(cfg["num_workers"])
+        workers, decoder = int(cfg["num_workers"]), cfg["decoder"]
 
         def train_fn(start, batch_size, rank, world):
+            # the GPU decodes the batch when asked to (the workers then only read the files)
+            device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if cfg["decode_on_device"] else None
             return B.worker_train_batches(manifest_path, seed, start, batch_size, rank, world, size, mean, std,
-                                          workers)
+                                          workers, decoder=decoder, decode_device=device)
 
         loaders: dict = {}
 
@@ -159,7 +162,7 @@ def build_task(cfg: dict, train_cfg: dict) -> ClassificationTask:
             # one loader per shard, built once: its worker processes start once per run, not per evaluation
             key = (ctx.rank, ctx.world_size) if ctx is not None else (0, 1)
             if key not in loaders:
-                loaders[key] = B.worker_val_loader(manifest_path, eval_batch, size, mean, std, workers,
+                loaders[key] = B.worker_val_loader(manifest_path, eval_batch, size, mean, std, workers, decoder,
                                                    ctx.shard if ctx is not None else None)
             return iter(loaders[key])
     return ClassificationTask(vision["model"], seed, train_fn, val_fn)
