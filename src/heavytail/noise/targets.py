@@ -145,7 +145,7 @@ def _bert_target(job: dict, state: dict | None, data: str, seed: int, tasks: dic
     variant = job.get("variant", "attention")
     task = _cached(tasks, job, seed, lambda: MLMPretrainTask(
         load_mlm_data(job), job["models"][job["model"]], nsp=bool(job.get("nsp", False)), variant=variant,
-        seed=seed))
+        seed=seed, model_name=job["model"]))
     model = _init_model(task.build_model, int(job.get("seed", 0)))
     if state is not None:
         model.load_state_dict(state["model"])
@@ -178,7 +178,7 @@ def bert_model_name(variant: str) -> str:
 def use_gaussian_input(model: nn.Module) -> None:
     """Feed normalised Gaussian vectors instead of token embeddings (paper §5.2), keeping the architecture.
 
-    `BertForMaskedPretraining` draws them when its `variant` is gaussian_input; the ResNet-like BERT with
+    `BertForMaskedPretraining` (and its rotary twin) draws them when its `variant` is gaussian_input; the ResNet-like BERT with
     Gaussian input (Fig 4d) is the resnet_like model switched this way, which no single variant names.
     """
     if not hasattr(model, "variant"):

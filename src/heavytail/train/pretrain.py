@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         seed = int(cfg.get("seed", 0))
         task = MLMPretrainTask(data, cfg["models"][cfg["model"]], nsp=bool(cfg.get("nsp", False)),
                                variant=cfg.get("variant", "attention"), seed=seed,
-                               eval_batch_size=int(cfg.get("eval_batch_size", 128)))
+                               eval_batch_size=int(cfg.get("eval_batch_size", 128)), model_name=cfg["model"])
         if ctx.is_main:
             print(f"unigram baseline (validation MLM loss of training frequencies): {data.unigram_loss:.4f}; "
                   f"context-free floor (sees only the token at the masked position): {data.context_free_loss:.4f}",

@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"tune {label} {point_name(point)} on {model} for {steps} steps", flush=True)
             task = MLMPretrainTask(data, cfg["models"][model], nsp=bool(cfg.get("nsp", False)),
                                    variant=cfg.get("variant", "attention"), seed=seed,
-                                   eval_batch_size=int(cfg.get("eval_batch_size", 128)), export_hf=False)
+                                   eval_batch_size=int(cfg.get("eval_batch_size", 128)), export_hf=False,
+                                   model_name=model)
             train_cfg = engine_config({**cfg, "model": model}, setting, seed, steps=steps)
             with record_run(point_dir, {**train_cfg, "model": model, "optimizer_label": label}) as point_run:
                 result = run_training(task, train_cfg, point_dir)
