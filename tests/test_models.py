@@ -145,6 +145,28 @@ def test_variant_forward_backward_reaches_every_used_parameter(kind, variant, ns
     assert frozen == (["roformer.encoder.embed_positions.weight"] if kind == "rotary" else [])
 
 
+@pytest.mark.parametrize("variant", ["attention", "resnet_like"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_last_layer_at_masked_positions_equals_the_full_layer(kind, variant):
+    torch.manual_seed(6)
+    model = build_bert({**arch_of(kind), "initializer_range": 0.2}, VOCAB, LENGTH, variant=variant).double()
+    batch = nsp_batch()  # two segments and a padded row
+    inputs = {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
+    rows = batch["masked_positions"]
+    full = encoder(model)(**inputs).last_hidden_state
+    fast = encoder(model)(**inputs, query_positions=rows).last_hidden_state
+    expected = full.gather(1, rows.unsqueeze(-1).expand(-1, -1, full.size(-1)))
+    assert fast.shape == expected.shape == (4, rows.shape[1], ARCH["hidden_size"])
+    torch.testing.assert_close(fast, expected)
+    weights, params = torch.randn_like(fast), [p for p in model.base_model.parameters() if p.requires_grad]
+    fast_grads = torch.autograd.grad((fast * weights).sum(), params, allow_unused=True)
+    full_grads = torch.autograd.grad((expected * weights).sum(), params, allow_unused=True)
+    for a, b in zip(fast_grads, full_grads, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_resnet_like_has_no_attention_and_keeps_ffn_residual_layernorm(kind):
     model = build_bert(arch_of(kind), VOCAB, LENGTH, variant="resnet_like")

@@ -181,6 +181,8 @@ def test_qa_model_from_a_pretraining_run_and_from_its_hf_export(kind, tmp_path):
     for source in (run, run / "checkpoint.pt", run / "hf_model"):
         model = load_qa_model(str(source)).eval()
         assert type(model).__name__ == expected and model.config.max_position_embeddings == 512
+        if kind == "rotary":  # fine-tuning runs the SDPA attention too
+            assert type(model.roformer.encoder.layer[0].attention.self).__name__ == "RoFormerSdpaSelfAttention"
         qa_states = model.base_model(input_ids=ids, token_type_ids=types, attention_mask=mask).last_hidden_state
         torch.testing.assert_close(qa_states, states, rtol=0, atol=0)  # the encoder is the pretrained one
         out = model(input_ids=ids, token_type_ids=types, attention_mask=mask, start_positions=torch.tensor([13, 20]),

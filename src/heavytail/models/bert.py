@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from transformers import BertConfig, PretrainedConfig
 from transformers.models.bert.modeling_bert import (
+    BertLayer,
     BertModel,
     BertOnlyMLMHead,
     BertPreTrainedModel,
@@ -21,6 +22,7 @@ from heavytail.models.masked_lm import (
     MaskedPretrainingMixin,
     SkippedAttention,
     check_variant,
+    layer_at_positions,
     position_embedding_of,
     remove_attention,
     width_and_heads,
@@ -61,6 +63,15 @@ def encoder_config(arch: dict, vocab_size: int, max_seq_length: int, name: str |
     return make(arch, vocab_size, max_seq_length)
 
 
+class BertLayerAtPositions(BertLayer):
+    """BertLayer that, given `query_positions`, returns its output at those positions only."""
+
+    def forward(self, hidden_states, attention_mask=None, *args, query_positions=None, **kwargs):
+        if query_positions is None:
+            return super().forward(hidden_states, attention_mask, *args, **kwargs)
+        return layer_at_positions(self, hidden_states, attention_mask, query_positions)
+
+
 class BertForMaskedPretraining(MaskedPretrainingMixin, BertPreTrainedModel):
     """BERT with tied MLM decoder (and optional NSP head); logits are computed only at the masked positions.
 
@@ -80,6 +91,8 @@ class BertForMaskedPretraining(MaskedPretrainingMixin, BertPreTrainedModel):
         self.variant = variant
         self.bert = BertModel(config, add_pooling_layer=nsp)
         self.cls = BertPreTrainingHeads(config) if nsp else BertOnlyMLMHead(config)
+        # same module, same parameters, one more forward path: a class switch keeps init and weights as they are
+        self.bert.encoder.layer[-1].__class__ = BertLayerAtPositions
         if variant == "resnet_like":
             remove_attention(self.bert.encoder.layer)
         self.post_init()

@@ -27,6 +27,12 @@ def load_qa_model(init_from: str):
     (bert-base-uncased, bert-large-uncased). The class follows the encoder: BertForQuestionAnswering for
     absolute positions, RoFormerForQuestionAnswering for rotary ones.
     """
+    from heavytail.models.rotary import use_sdpa_attention
+
+    return use_sdpa_attention(_load_qa_model(init_from))  # RoFormer's eager attention -> SDPA (BERT has it)
+
+
+def _load_qa_model(init_from: str):
     path = Path(init_from)
     run_dir = path.parent if path.name == CHECKPOINT_NAME else path
     if (run_dir / CHECKPOINT_NAME).is_file():
