@@ -6,17 +6,20 @@ The step ratio (ours / stock, goal <= 0.33) is measured for both position kinds 
 batch: stock is BertForMaskedLM (absolute) or RoFormerForMaskedLM (rotary), which decode every position;
 ours runs the last encoder layer and the vocab-sized decoder at the masked positions only (and RoFormer's
 attention through SDPA). Contenders alternate one step each per round after warm-up, so drifting load on a
-shared machine hits both alike; medians are compared. Engine costs: the same step as the training engine
-takes it (clip_grad_norm_, the registry's AdamW, whose CPU default is the per-tensor loop) against foreach
-and fused AdamW. Tokens/s: a few steps of each scale's pretraining models at their sequence length (small
-batch on CPU). On CUDA it also reports BERT-base seq-128 bf16 model-FLOPs utilisation (goal >= 40 %).
+shared machine hits both alike; medians are compared (and the fastest rounds, the least disturbed).
+Engine costs: the parts the training engine adds, timed alone (clip_grad_norm_; the registry's AdamW, whose
+CPU default is the per-tensor loop, against foreach and fused AdamW). Tokens/s: a few steps of each scale's
+pretraining models at their sequence length (small batch on CPU). On CUDA it also reports BERT-base seq-128
+bf16 model-FLOPs utilisation (goal >= 40 %).
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
@@ -60,15 +63,15 @@ def _timed(step) -> float:
     return time.perf_counter() - start
 
 
-def _interleaved_medians(steps: dict, rounds: int, warmup: int) -> dict[str, float]:
-    """Median seconds of each step function, run one of each per round after `warmup` rounds."""
+def _interleaved_times(steps: dict, rounds: int, warmup: int) -> dict[str, list[float]]:
+    """Seconds of each step function per round (one of each per round) after `warmup` rounds."""
     times: dict[str, list[float]] = {name: [] for name in steps}
     for i in range(warmup + rounds):
         for name, step in steps.items():
             seconds = _timed(step)
             if i >= warmup:
                 times[name].append(seconds)
-    return {name: statistics.median(v) for name, v in times.items()}
+    return times
 
 
 def _training_step(model, optimizer, loss_of, clip: float | None = None):
@@ -101,40 +104,46 @@ def step_ratio(arch: dict, vocab: int, seq: int, batch_size: int, rounds: int = 
     ours, stock, batch = _ours_and_stock(arch, vocab, seq, batch_size)
     labels = stock_labels(batch)
     adamw = {"lr": 1e-4, "foreach": True}
-    med = _interleaved_medians({
+    times = _interleaved_times({
         "ours": _training_step(ours, torch.optim.AdamW(ours.parameters(), **adamw), lambda: ours(**batch)["loss"]),
         "stock": _training_step(stock, torch.optim.AdamW(stock.parameters(), **adamw),
                                 lambda: stock(input_ids=batch["input_ids"], labels=labels).loss),
     }, rounds, warmup)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    # the fastest round is the one other jobs disturbed least: a second view on a shared machine
+    fastest = {k: min(v) for k, v in times.items()}
     return {"arch": arch, "position_embedding": position_embedding_of(arch), "stock": type(stock).__name__,
             "vocab": vocab, "seq": seq, "batch": batch_size, "rounds": rounds, "ours_s": med["ours"],
-            "stock_s": med["stock"], "ratio": med["ours"] / med["stock"], "goal": 0.33}
+            "stock_s": med["stock"], "ratio": med["ours"] / med["stock"],
+            "ratio_of_fastest": fastest["ours"] / fastest["stock"], "goal": 0.33}
 
 
 def engine_costs(arch: dict, vocab: int, seq: int, batch_size: int, rounds: int = 12, warmup: int = 2) -> dict:
-    """Our step as the engine takes it (global-norm clip, the registry's AdamW) against cheaper optimizer paths."""
+    """What the engine adds to our step: its global-norm measurement/clip and its AdamW (three torch paths).
+
+    The registry's AdamW leaves `foreach` to torch, whose CPU default is the per-tensor loop; each part is
+    timed alone on the gradients of one step and compared with the whole step (forward, backward, AdamW).
+    """
     from heavytail.optim import build_optimizer
     from heavytail.train.engine import param_groups
 
-    ours, stock, batch = _ours_and_stock(arch, vocab, seq, batch_size)
-    labels = stock_labels(batch)
-
-    def loss_of():
-        return ours(**batch)["loss"]
+    ours, _, batch = _ours_and_stock(arch, vocab, seq, batch_size)
 
     def adamw(**extra):  # BERT's recipe as the engine builds it: no weight decay on 1-D parameters
         return build_optimizer("adamw", param_groups(ours, 0.01, True), lr=1e-4, weight_decay=0.01, **extra)
 
-    steps = {"engine": _training_step(ours, adamw(), loss_of, clip=1.0),
-             "engine_fused_adamw": _training_step(ours, adamw(fused=True), loss_of, clip=1.0),
-             "no_clip_foreach_adamw": _training_step(ours, adamw(foreach=True), loss_of),
-             "no_clip_fused_adamw": _training_step(ours, adamw(fused=True), loss_of),
-             "stock": _training_step(stock, torch.optim.AdamW(stock.parameters(), lr=1e-4, foreach=True),
-                                     lambda: stock(input_ids=batch["input_ids"], labels=labels).loss)}
-    med = _interleaved_medians(steps, rounds, warmup)
+    optimizers = {"adamw_engine_default": adamw(), "adamw_foreach": adamw(foreach=True),
+                  "adamw_fused": adamw(fused=True)}
+    step = _training_step(ours, optimizers["adamw_foreach"], lambda: ours(**batch)["loss"])
+    step_s = statistics.median(_interleaved_times({"step": step}, rounds, warmup)["step"])
+    ours(**batch)["loss"].backward()
+    params = [p for p in ours.parameters() if p.grad is not None]
+    parts = {name: opt.step for name, opt in optimizers.items()}
+    parts["clip_grad_norm"] = lambda: float(torch.nn.utils.clip_grad_norm_(params, 1.0))
+    med = {k: statistics.median(v) for k, v in _interleaved_times(parts, rounds, warmup).items()}
     return {"arch": arch, "position_embedding": position_embedding_of(arch), "vocab": vocab, "seq": seq,
-            "batch": batch_size, "rounds": rounds, "seconds": med,
-            "ratio_to_stock": {k: v / med["stock"] for k, v in med.items() if k != "stock"}}
+            "batch": batch_size, "rounds": rounds, "step_s": step_s, "parts_s": med,
+            "fraction_of_step": {k: v / step_s for k, v in med.items()}}
 
 
 def tokens_per_second(arch: dict, vocab: int, seq: int, batch_size: int, steps: int, device: str = "cpu") -> dict:
@@ -182,6 +191,23 @@ def gpu_mfu(steps: int = 20) -> dict | None:
     return result
 
 
+def _with_threads(threads: int | None, fn, *args, **kwargs):
+    if threads:
+        torch.set_num_threads(threads)
+    return fn(*args, **kwargs)
+
+
+def in_fresh_process(fn, threads: int | None, *args, **kwargs):
+    """`fn(*args, **kwargs)` in a new Python process: the timings then do not depend on what ran before.
+
+    glibc's allocator adapts its mmap threshold to the sizes freed so far, and stock's full-vocabulary logits are
+    large: run after the issue-probe shape in one process, the tiny-shape ratios read 0.385 / 0.363 (absolute /
+    rotary) against 0.318 / 0.291 in a fresh one (measured once, loaded machine).
+    """
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_with_threads, threads, fn, *args, **kwargs).result()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="resolved job config with `pretrain_presets` and `vocab_sizes` per scale")
@@ -201,17 +227,19 @@ def main(argv: list[str] | None = None) -> None:
                                  "seq": tiny["max_seq_length"], "batch": tiny["train"]["batch_size"]}
     for shape_name, shape in shapes.items():
         for kind in KINDS:
-            entry = step_ratio({**shape["arch"], "position_embedding": kind}, shape["vocab"], shape["seq"],
-                               shape["batch"], rounds=args.rounds)
+            entry = in_fresh_process(step_ratio, args.threads, {**shape["arch"], "position_embedding": kind},
+                                     shape["vocab"], shape["seq"], shape["batch"], rounds=args.rounds)
             result["step_ratio"][f"{shape_name}/{kind}"] = entry
-            print(f"step ratio ({shape_name}, {kind} vs {entry['stock']}): {entry['ratio']:.3f} (ours "
-                  f"{entry['ours_s'] * 1e3:.1f} ms, stock {entry['stock_s'] * 1e3:.1f} ms; goal <= 0.33)", flush=True)
+            print(f"step ratio ({shape_name}, {kind} vs {entry['stock']}): {entry['ratio']:.3f} (medians: ours "
+                  f"{entry['ours_s'] * 1e3:.1f} ms, stock {entry['stock_s'] * 1e3:.1f} ms; fastest rounds "
+                  f"{entry['ratio_of_fastest']:.3f}; goal <= 0.33)", flush=True)
     for kind in KINDS:
-        entry = engine_costs({**TINY_SHAPE["arch"], "position_embedding": kind}, TINY_SHAPE["vocab"],
-                             TINY_SHAPE["seq"], TINY_SHAPE["batch"], rounds=args.rounds)
+        entry = in_fresh_process(engine_costs, args.threads, {**TINY_SHAPE["arch"], "position_embedding": kind},
+                                 TINY_SHAPE["vocab"], TINY_SHAPE["seq"], TINY_SHAPE["batch"], rounds=args.rounds)
         result["engine_costs"][f"tiny_shape/{kind}"] = entry
-        print(f"engine costs (tiny_shape, {kind}), ratio to stock: "
-              + ", ".join(f"{k} {v:.3f}" for k, v in entry["ratio_to_stock"].items()), flush=True)
+        print(f"engine costs (tiny_shape, {kind}), ms (share of our {entry['step_s'] * 1e3:.1f} ms step): "
+              + ", ".join(f"{k} {v * 1e3:.2f} ({entry['fraction_of_step'][k]:.1%})"
+                          for k, v in entry["parts_s"].items()), flush=True)
     for scale, pre in presets.items():
         # a few steps on CPU: the tiny models at their batch, bigger ones at batch 2
         names = (pre.get("table2_models") or [pre["base_model"]]) if scale == "tiny" else [pre["base_model"]]

@@ -6,10 +6,12 @@ and initialisation are BERT's. Choices, and why:
 - `rotary_value=False`: queries and keys only, the standard RoPE; their product then depends on the offset
   between two positions alone. Rotating values too is a RoFormer extra that RoPE models do not use.
 - `embedding_size = hidden_size`: no factorised embedding, so the parameters are BERT's minus the position table.
-- `max_position_embeddings` only sizes a fixed sinusoid table (frozen, not trained): a length beyond the
-  pretraining one still gets meaningful positions.
+- `max_position_embeddings` only sizes a fixed sinusoid table (frozen, not trained, max(512, length) rows as
+  BERT's): a longer fine-tuning length needs no untrained parameters, though offsets beyond the pretraining
+  length are new to the model.
 - transformers' RoFormer attention is eager only (no SDPA); `use_sdpa_attention` switches it to torch's fused
-  kernel (same parameters, same results, 1.25x faster training at the tiny shape).
+  kernel (same parameters, same results). Measured on CPU at the tiny shape without dropout: pretraining steps
+  1.25x and QA steps 1.4x faster; with dropout, CPU SDPA falls back to its math kernel, as fast as eager.
 """
 
 from __future__ import annotations
@@ -141,8 +143,3 @@ class RoFormerForMaskedPretraining(MaskedPretrainingMixin, RoFormerPreTrainedMod
     def pooled(self, outputs):
         return self.pooler(outputs.last_hidden_state)
 
-
-def build_rotary(arch: dict, vocab_size: int, max_seq_length: int, nsp: bool = False,
-                 variant: str = "attention") -> RoFormerForMaskedPretraining:
-    """A randomly initialised pretraining RoFormer (seed torch before calling for a reproducible init)."""
-    return RoFormerForMaskedPretraining(roformer_config(arch, vocab_size, max_seq_length), nsp=nsp, variant=variant)
