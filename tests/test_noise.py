@@ -327,6 +327,32 @@ def test_per_coordinate_vmap_equals_loop():
         np.testing.assert_allclose(values.sum(axis=0), 0.0, atol=1e-6 * np.abs(values).max())
 
 
+@pytest.mark.filterwarnings("ignore:There is a performance drop")
+@pytest.mark.parametrize("kind", ["absolute", "rotary"])
+def test_per_coordinate_vmap_equals_loop_on_our_pretraining_models(kind):
+    from heavytail.data.mlm import MaskingSpec, mask_tokens
+    from heavytail.models.bert import build_bert
+
+    torch.manual_seed(0)
+    arch = {"num_layers": 2, "hidden_size": 16, "num_attention_heads": 2, "intermediate_size": 32, "dropout": 0.0,
+            "position_embedding": kind}
+    model = build_bert(arch, 60, 16)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(5, 60, size=(6, 16))
+    spec = MaskingSpec(vocab_size=60, mask_id=4, special_ids=(0, 1, 2, 3, 4), max_predictions=3)
+    batch = {k: torch.as_tensor(v) for k, v in mask_tokens(ids, spec, rng).items()}
+
+    def example_loss(forward, example):
+        return forward(**example)["loss"]
+
+    kwargs = dict(batch_size=6, coordinates_per_group=100, mode="eval", seed=1)
+    by_vmap = per_coordinate_noise(model, example_loss, batch, method="vmap", chunk_size=3, **kwargs)
+    by_loop = per_coordinate_noise(model, example_loss, batch, method="loop", **kwargs)
+    assert set(by_vmap.noise) == {"attention", "embedding", "feed_forward", "head", "layer_norm", "token_embedding"}
+    for group, values in by_loop.noise.items():
+        np.testing.assert_allclose(by_vmap.noise[group], values, atol=1e-6 * np.abs(values).max())
+
+
 # ---------------------------------------------------------------- measure and save
 def test_measure_and_save_round_trip(tmp_path):
     torch.manual_seed(0)

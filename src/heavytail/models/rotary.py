@@ -102,6 +102,18 @@ class RoFormerLayerAtPositions(RoFormerLayer):
         return (layer_at_positions(self, hidden_states, attention_mask, query_positions, sinusoidal_pos),)
 
 
+class RoFormerModelWithoutPadCheck(RoFormerModel):
+    """RoFormerModel without its per-forward padding check (BertModel has none).
+
+    The check tests whether the pad id occurs in `input_ids`: a device-to-host sync every forward on a GPU,
+    and an error under torch.func.vmap, which the per-example noise measurement uses. Pretraining batches
+    are packed, or carry their attention mask (NSP), so the warning it guards against cannot apply.
+    """
+
+    def warn_if_padding_and_no_attention_mask(self, input_ids, attention_mask):
+        return None
+
+
 class RoFormerPreTrainingHeads(nn.Module):
     """BERT's pretraining heads on a RoFormer encoder: the MLM prediction head and the NSP classifier."""
 
@@ -131,7 +143,7 @@ class RoFormerForMaskedPretraining(MaskedPretrainingMixin, RoFormerPreTrainedMod
             raise ValueError("RoFormerForMaskedPretraining rotates queries and keys only (rotary_value False)")
         self.nsp = nsp
         self.variant = variant
-        self.roformer = use_sdpa_attention(RoFormerModel(config))
+        self.roformer = use_sdpa_attention(RoFormerModelWithoutPadCheck(config))
         self.pooler = BertPooler(config) if nsp else None
         self.cls = RoFormerPreTrainingHeads(config) if nsp else RoFormerOnlyMLMHead(config)
         # same module, same parameters, one more forward path: a class switch keeps init and weights as they are
