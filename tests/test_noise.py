@@ -250,6 +250,48 @@ def test_groups_on_bert_masked_lm():
     assert groups["cls.predictions.bias"] == "head"
 
 
+# every parameter of our pretraining encoders and their QA models, by full name: BERT's and RoFormer's layouts
+ENCODER_GROUPS = [
+    (r"(bert|roformer)\.embeddings\.word_embeddings\.weight", "token_embedding"),  # also the tied decoder
+    (r"(bert|roformer)\.embeddings\.(position|token_type)_embeddings\.weight", "embedding"),
+    (r"(bert|roformer)\.embeddings\.LayerNorm\.(weight|bias)", "layer_norm"),
+    (r"(bert|roformer)\.encoder\.layer\.\d+\.attention\.self\.(query|key|value)\.(weight|bias)", "attention"),
+    (r"(bert|roformer)\.encoder\.layer\.\d+\.attention\.output\.dense\.(weight|bias)", "attention"),
+    (r"(bert|roformer)\.encoder\.layer\.\d+\.(attention\.)?output\.LayerNorm\.(weight|bias)", "layer_norm"),
+    (r"(bert|roformer)\.encoder\.layer\.\d+\.(intermediate|output)\.dense\.(weight|bias)", "feed_forward"),
+    (r"cls\.predictions\.transform\.dense\.(weight|bias)|cls\.predictions\.bias", "head"),
+    (r"cls\.predictions\.transform\.LayerNorm\.(weight|bias)", "layer_norm"),
+    (r"(bert\.)?pooler\.dense\.(weight|bias)|cls\.seq_relationship\.(weight|bias)|qa_outputs\.(weight|bias)",
+     "head"),
+]
+
+
+@pytest.mark.parametrize("kind", ["absolute", "rotary"])
+def test_groups_on_every_parameter_of_both_position_kinds(kind):
+    import re
+
+    from transformers import AutoModelForQuestionAnswering
+
+    from heavytail.models.bert import build_bert
+
+    arch = {"num_layers": 2, "hidden_size": 16, "num_attention_heads": 2, "intermediate_size": 32,
+            "position_embedding": kind}
+    pretraining = build_bert(arch, 50, 24, nsp=True)
+    for model in (pretraining, build_bert(arch, 50, 24, variant="resnet_like"),
+                  AutoModelForQuestionAnswering.from_config(pretraining.config)):
+        groups = classify_parameters(model)
+        trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+        assert list(groups) == trainable
+        for name, group in groups.items():
+            expected = [g for pattern, g in ENCODER_GROUPS if re.fullmatch(pattern, name)]
+            assert expected == [group], name
+    groups = classify_parameters(pretraining)
+    # the rotary sinusoid table is fixed (not trained), so it has no noise and no group; BERT's table is trained
+    assert ("roformer.encoder.embed_positions.weight" in groups) is False
+    assert ("bert.embeddings.position_embeddings.weight" in groups) == (kind == "absolute")
+    assert set(groups.values()) == {"token_embedding", "embedding", "attention", "feed_forward", "layer_norm", "head"}
+
+
 def test_groups_on_torchvision_models():
     import torchvision
 

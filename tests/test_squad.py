@@ -151,21 +151,63 @@ def test_loader_reads_the_official_v1_1_layout_with_several_answers(tmp_path):
     assert first_of_kind_baseline(dataset) == {"5733be284776f41900661182": "1842", "5733be284776f4190066117f": ""}
 
 
-def write_pretraining_run(root: Path, vocab_size: int) -> Path:
-    """A pretraining run folder as heavytail.train.pretrain leaves it: checkpoint.pt + resolved_config.json."""
+def write_pretraining_run(root: Path, vocab_size: int, kind: str = "absolute"):
+    """A pretraining run folder as heavytail.train.pretrain leaves it: checkpoint.pt, resolved_config.json, hf_model/."""
     from heavytail.models.bert import build_bert
     from heavytail.train.checkpoint import save_checkpoint
 
-    arch = {"num_layers": 1, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64, "dropout": 0.0}
+    arch = {"num_layers": 1, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64, "dropout": 0.0,
+            "position_embedding": kind}
     torch.manual_seed(0)
-    model = build_bert(arch, vocab_size, 64)
+    model = build_bert(arch, vocab_size, 64, nsp=True)
     run = root / "pretrain" / "bert_L1" / "adam" / "seed0"
     save_checkpoint(run / "checkpoint.pt", {"step": 1, "model": model.state_dict(), "config": {}})
-    write_json(run / "resolved_config.json", {"model": "bert_L1", "models": {"bert_L1": arch}})
-    return run
+    write_json(run / "resolved_config.json", {"model": "bert_L1", "models": {"bert_L1": arch},
+                                              "position_embedding": kind})
+    model.save_pretrained(str(run / "hf_model"))
+    return run, model
 
 
-def test_finetune_runs_every_seed_through_the_engine(tokenizer, tmp_path):
+@pytest.mark.parametrize("kind", ["absolute", "rotary"])
+def test_qa_model_from_a_pretraining_run_and_from_its_hf_export(kind, tmp_path):
+    from heavytail.train.squad_task import load_qa_model
+
+    run, pretrained = write_pretraining_run(tmp_path, 60, kind)
+    expected = {"absolute": "BertForQuestionAnswering", "rotary": "RoFormerForQuestionAnswering"}[kind]
+    ids = torch.randint(5, 60, (2, 40), generator=torch.Generator().manual_seed(0))
+    types = (torch.arange(40) >= 12).long().expand(2, -1)
+    mask = torch.ones_like(ids)
+    mask[1, -6:] = 0
+    pretrained.eval()
+    states = pretrained.base_model(input_ids=ids, token_type_ids=types, attention_mask=mask).last_hidden_state
+    for source in (run, run / "checkpoint.pt", run / "hf_model"):
+        model = load_qa_model(str(source)).eval()
+        assert type(model).__name__ == expected and model.config.max_position_embeddings == 512
+        if kind == "rotary":  # fine-tuning runs the SDPA attention too
+            assert type(model.roformer.encoder.layer[0].attention.self).__name__ == "RoFormerSdpaSelfAttention"
+        qa_states = model.base_model(input_ids=ids, token_type_ids=types, attention_mask=mask).last_hidden_state
+        torch.testing.assert_close(qa_states, states, rtol=0, atol=0)  # the encoder is the pretrained one
+        out = model(input_ids=ids, token_type_ids=types, attention_mask=mask, start_positions=torch.tensor([13, 20]),
+                    end_positions=torch.tensor([14, 22]))
+        assert out.start_logits.shape == (2, 40) and torch.isfinite(out.loss)
+
+
+def test_qa_model_rejects_a_variant_run_and_an_unknown_position_kind(tmp_path):
+    from heavytail.errors import ConfigError
+    from heavytail.train.squad_task import load_qa_model
+
+    run, _ = write_pretraining_run(tmp_path, 60)
+    job = read_json(run / "resolved_config.json")
+    write_json(run / "resolved_config.json", {**job, "variant": "resnet_like"})
+    with pytest.raises(ConfigError, match="'resnet_like' variant"):
+        load_qa_model(str(run))
+    write_json(run / "resolved_config.json", {**job, "position_embedding": "learned"})
+    with pytest.raises(ConfigError, match=r"position_embedding must be one of absolute, rotary"):
+        load_qa_model(str(run))
+
+
+@pytest.mark.parametrize("kind", ["absolute", "rotary"])
+def test_finetune_runs_every_seed_through_the_engine(kind, tokenizer, tmp_path):
     from heavytail.train import finetune_squad
 
     tokenizer.save_pretrained(str(tmp_path / "tokenizer"))
@@ -173,7 +215,7 @@ def test_finetune_runs_every_seed_through_the_engine(tokenizer, tmp_path):
     write_squad(qa / "train.json", squad_rows(4, 4, seed=3))
     write_squad(qa / "dev.json", squad_rows(2, 3, seed=4))
     write_json(qa / "stats.json", {"description": "template questions (test)"})
-    run = write_pretraining_run(tmp_path, len(tokenizer.get_vocab()))
+    run, _ = write_pretraining_run(tmp_path, len(tokenizer.get_vocab()), kind)
     cfg = tiny_job("squad", {"epochs": 2, "max_seq_length": 48, "doc_stride": 16, "max_query_length": 16,
                              "train": {"batch_size": 8, "log_every": 2}},
                    model="bert_L1", optimizer="adam", seeds=[0, 1], init_from=str(run),

@@ -1,34 +1,46 @@
 """BERT for pretraining: random init from `transformers`, an MLM head applied only at masked positions.
 
-Variants for the noise experiments (paper §5.2) are chosen by `variant`:
-- "attention": the standard BERT encoder;
-- "resnet_like": every self-attention module removed; each block keeps its feed-forward, residual and LayerNorm;
-- "gaussian_input": the token-embedding output replaced by normalised Gaussian vectors (fresh every forward).
+`build_bert` builds the architecture dict's position kind (`position_embedding`): "absolute", BERT's learned
+table as in the paper (this module), or "rotary", RoFormer (`models/rotary.py`). Variants and the masked-only
+loss are shared (`models/masked_lm.py`).
 """
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-from transformers import BertConfig
+from transformers import BertConfig, PretrainedConfig
 from transformers.models.bert.modeling_bert import (
+    BertLayer,
     BertModel,
     BertOnlyMLMHead,
     BertPreTrainedModel,
     BertPreTrainingHeads,
 )
 
-from heavytail.errors import ConfigError
+from heavytail.models.masked_lm import (
+    POSITION_EMBEDDINGS,
+    VARIANTS,
+    MaskedPretrainingMixin,
+    SkippedAttention,
+    check_variant,
+    layer_at_positions,
+    position_embedding_of,
+    remove_attention,
+    width_and_heads,
+)
+from heavytail.models.rotary import RoFormerForMaskedPretraining, roformer_config
 
-VARIANTS = ("attention", "resnet_like", "gaussian_input")
+__all__ = ["POSITION_EMBEDDINGS", "VARIANTS", "BertForMaskedPretraining", "RoFormerForMaskedPretraining",
+           "SkippedAttention", "bert_config", "build_bert", "encoder_config", "position_embedding_of"]
+
+# where each kind keeps its encoder and its position table in a state dict
+ENCODER_PREFIX = {"absolute": "bert", "rotary": "roformer"}
+POSITION_TABLE = {"absolute": "bert.embeddings.position_embeddings.weight",
+                  "rotary": "roformer.encoder.embed_positions.weight"}
 
 
 def bert_config(arch: dict, vocab_size: int, max_seq_length: int) -> BertConfig:
     """A BertConfig from an architecture dict (layers, hidden, heads, intermediate, dropout, init std)."""
-    hidden, heads = int(arch["hidden_size"]), int(arch["num_attention_heads"])
-    if hidden % heads:
-        raise ConfigError(f"pretrain.models: hidden_size {hidden} must be divisible by num_attention_heads {heads}")
+    hidden, heads = width_and_heads(arch)
     dropout = float(arch.get("dropout", 0.1))
     return BertConfig(
         vocab_size=vocab_size,
@@ -45,14 +57,22 @@ def bert_config(arch: dict, vocab_size: int, max_seq_length: int) -> BertConfig:
     )
 
 
-class SkippedAttention(nn.Module):
-    """Stands in for BertAttention in the ResNet-like variant: the block input passes through unchanged."""
+def encoder_config(arch: dict, vocab_size: int, max_seq_length: int, name: str | None = None) -> PretrainedConfig:
+    """The transformers config of the architecture's position kind: BertConfig or RoFormerConfig."""
+    make = roformer_config if position_embedding_of(arch, name) == "rotary" else bert_config
+    return make(arch, vocab_size, max_seq_length)
 
-    def forward(self, hidden_states, *args, **kwargs):
-        return hidden_states, None
+
+class BertLayerAtPositions(BertLayer):
+    """BertLayer that, given `query_positions`, returns its output at those positions only."""
+
+    def forward(self, hidden_states, attention_mask=None, *args, query_positions=None, **kwargs):
+        if query_positions is None:
+            return super().forward(hidden_states, attention_mask, *args, **kwargs)
+        return layer_at_positions(self, hidden_states, attention_mask, query_positions)
 
 
-class BertForMaskedPretraining(BertPreTrainedModel):
+class BertForMaskedPretraining(MaskedPretrainingMixin, BertPreTrainedModel):
     """BERT with tied MLM decoder (and optional NSP head); logits are computed only at the masked positions.
 
     Parameter names match `BertForMaskedLM` (and `BertForPreTraining` with NSP), so weights load both ways and
@@ -66,59 +86,24 @@ class BertForMaskedPretraining(BertPreTrainedModel):
 
     def __init__(self, config: BertConfig, nsp: bool = False, variant: str = "attention"):
         super().__init__(config)
-        if variant not in VARIANTS:
-            raise ConfigError(f"pretrain.variant must be one of {', '.join(VARIANTS)} (got {variant!r})")
+        check_variant(variant)
         self.nsp = nsp
         self.variant = variant
         self.bert = BertModel(config, add_pooling_layer=nsp)
         self.cls = BertPreTrainingHeads(config) if nsp else BertOnlyMLMHead(config)
+        # same module, same parameters, one more forward path: a class switch keeps init and weights as they are
+        self.bert.encoder.layer[-1].__class__ = BertLayerAtPositions
         if variant == "resnet_like":
-            for layer in self.bert.encoder.layer:
-                layer.attention = SkippedAttention()
+            remove_attention(self.bert.encoder.layer)
         self.post_init()
 
-    def get_output_embeddings(self):
-        return self.cls.predictions.decoder
 
-    def set_output_embeddings(self, new_embeddings):
-        self.cls.predictions.decoder = new_embeddings
-        self.cls.predictions.bias = new_embeddings.bias
+def build_bert(arch: dict, vocab_size: int, max_seq_length: int, nsp: bool = False, variant: str = "attention",
+               name: str | None = None) -> BertForMaskedPretraining | RoFormerForMaskedPretraining:
+    """A randomly initialised pretraining encoder of `arch`'s position kind (seed torch first for a fixed init).
 
-    def _encoder_inputs(self, input_ids: torch.Tensor) -> dict:
-        if self.variant != "gaussian_input":
-            return {"input_ids": input_ids}
-        # normalised Gaussian vectors instead of token embeddings; position/type embeddings and LayerNorm stay
-        shape = (*input_ids.shape, self.config.hidden_size)
-        noise = torch.randn(shape, device=input_ids.device, dtype=self.bert.embeddings.word_embeddings.weight.dtype)
-        return {"inputs_embeds": F.normalize(noise, dim=-1)}
-
-    def forward(self, input_ids, masked_positions, masked_labels, masked_weights=None, attention_mask=None,
-                token_type_ids=None, next_sentence_label=None) -> dict:
-        """Loss and metrics of one batch; `masked_*` are [batch, predictions] (weights 0 mark padding)."""
-        outputs = self.bert(**self._encoder_inputs(input_ids), attention_mask=attention_mask,
-                            token_type_ids=token_type_ids, return_dict=True)
-        hidden = outputs.last_hidden_state
-        # gather the masked hidden states first: the vocab-sized decoder then runs on ~15% of the tokens
-        index = masked_positions.unsqueeze(-1).expand(-1, -1, hidden.size(-1))
-        masked_hidden = torch.gather(hidden, 1, index)
-        logits = self.cls.predictions(masked_hidden).float()
-        weights = torch.ones_like(masked_labels, dtype=logits.dtype) if masked_weights is None else masked_weights
-        token_loss = F.cross_entropy(logits.flatten(0, 1), masked_labels.flatten(), reduction="none")
-        count = weights.sum().clamp_min(1.0)
-        mlm_loss = (token_loss * weights.flatten()).sum() / count
-        correct = ((logits.argmax(-1) == masked_labels).to(logits.dtype) * weights).sum()
-        result = {"loss": mlm_loss, "mlm_loss": mlm_loss.detach(), "mlm_correct": correct.detach(),
-                  "mlm_count": count.detach()}
-        if self.nsp:
-            nsp_logits = self.cls.seq_relationship(outputs.pooler_output).float()
-            nsp_loss = F.cross_entropy(nsp_logits, next_sentence_label)
-            result["loss"] = mlm_loss + nsp_loss
-            result["nsp_loss"] = nsp_loss.detach()
-            result["nsp_correct"] = (nsp_logits.argmax(-1) == next_sentence_label).sum().detach().float()
-        return result
-
-
-def build_bert(arch: dict, vocab_size: int, max_seq_length: int, nsp: bool = False,
-               variant: str = "attention") -> BertForMaskedPretraining:
-    """A randomly initialised pretraining BERT (seed torch before calling for a reproducible init)."""
-    return BertForMaskedPretraining(bert_config(arch, vocab_size, max_seq_length), nsp=nsp, variant=variant)
+    `name` is the architecture's key under pretrain.models, for error messages.
+    """
+    config = encoder_config(arch, vocab_size, max_seq_length, name)
+    model_class = RoFormerForMaskedPretraining if config.model_type == "roformer" else BertForMaskedPretraining
+    return model_class(config, nsp=nsp, variant=variant)

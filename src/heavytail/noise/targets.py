@@ -145,14 +145,14 @@ def _cached(tasks: dict, job: dict, seed: int, make: Callable[[], object]):
 
 
 def _bert_target(job: dict, state: dict | None, data: str, seed: int, tasks: dict) -> NoiseTarget:
-    from heavytail.train.mlm_task import MLMPretrainTask, load_mlm_data
+    from heavytail.train.mlm_task import MLMPretrainTask, bert_arch, load_mlm_data
 
     if job.get("model") not in job.get("models", {}):
         raise ConfigError(f"noise: the pretrain job config has no models entry {job.get('model')!r}")
     variant = job.get("variant", "attention")
     task = _cached(tasks, job, seed, lambda: MLMPretrainTask(
-        load_mlm_data(job), job["models"][job["model"]], nsp=bool(job.get("nsp", False)), variant=variant,
-        seed=seed))
+        load_mlm_data(job), bert_arch(job, job["model"]), nsp=bool(job.get("nsp", False)), variant=variant,
+        seed=seed, model_name=job["model"]))
     model = _init_model(task.build_model, int(job.get("seed", 0)))
     if state is not None:
         model.load_state_dict(state["model"])
@@ -177,7 +177,7 @@ def _bert_target(job: dict, state: dict | None, data: str, seed: int, tasks: dic
 def use_gaussian_input(model: nn.Module) -> None:
     """Feed normalised Gaussian vectors instead of token embeddings (paper §5.2), keeping the architecture.
 
-    `BertForMaskedPretraining` draws them when its `variant` is gaussian_input; the ResNet-like BERT with
+    `BertForMaskedPretraining` (and its rotary twin) draws them when its `variant` is gaussian_input; the ResNet-like BERT with
     Gaussian input (Fig 4d) is the resnet_like model switched this way, which no single variant names.
     """
     if not hasattr(model, "variant"):

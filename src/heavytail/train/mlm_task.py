@@ -72,15 +72,20 @@ def load_mlm_data(cfg: dict) -> MLMData:
 
 
 class MLMPretrainTask:
-    """Task for the engine: BERT of `arch`, Devlin-masked batches, validation MLM loss and accuracy."""
+    """Task for the engine: BERT of `arch` (either position kind), Devlin-masked batches, validation MLM loss.
+
+    `model_name` is the architecture's key under pretrain.models, named by configuration errors.
+    """
 
     def __init__(self, data: MLMData, arch: dict, nsp: bool = False, variant: str = "attention", seed: int = 0,
-                 eval_batch_size: int = 128, export_hf: bool = True):
+                 eval_batch_size: int = 128, export_hf: bool = True, model_name: str | None = None):
         self.data, self.arch, self.nsp, self.variant = data, arch, nsp, variant
         self.seed, self.eval_batch_size, self.export_hf = seed, eval_batch_size, export_hf
+        self.model_name = model_name
 
     def build_model(self):
-        return build_bert(self.arch, self.data.vocab_size, self.data.max_seq_length, self.nsp, self.variant)
+        return build_bert(self.arch, self.data.vocab_size, self.data.max_seq_length, self.nsp, self.variant,
+                          name=self.model_name)
 
     def train_batches(self, start_step: int, batch_size: int, rank: int, world_size: int):
         source = MLMBatches(self.data.train, self.data.spec, self.seed)
@@ -126,7 +131,7 @@ class MLMPretrainTask:
         return metrics
 
     def on_finish(self, model, out_dir: Path) -> None:
-        """Keep the trained weights in Hugging Face format for fine-tuning (BertForQuestionAnswering reads bert.*)."""
+        """Keep the trained weights in Hugging Face format for fine-tuning (QA models read bert.* / roformer.*)."""
         if self.export_hf:
             model.save_pretrained(str(Path(out_dir) / "hf_model"))
 
@@ -134,6 +139,12 @@ class MLMPretrainTask:
 def to_tensors(columns: dict) -> dict:
     dtypes = {"masked_weights": torch.float32}
     return {k: torch.as_tensor(np.asarray(v), dtype=dtypes.get(k, torch.long)) for k, v in columns.items()}
+
+
+def bert_arch(job: dict, model: str) -> dict:
+    """The architecture of `model` with the experiment's position embeddings (pretrain.position_embedding)."""
+    arch = job["models"][model]
+    return {**arch, "position_embedding": job.get("position_embedding") or arch.get("position_embedding", "absolute")}
 
 
 def resolve_optimizer(cfg: dict) -> dict:
@@ -177,7 +188,7 @@ def task_identity(cfg: dict) -> dict:
     meta_path = Path(cfg["mlm_data"]) / "meta.json"
     meta = read_json(meta_path) if meta_path.is_file() else {}
     data = meta.get("content_sha256") or (content_digest(meta_path) if meta else None)
-    return {"model": cfg["models"][cfg["model"]],
+    return {"model": bert_arch(cfg, cfg["model"]),
             "variant": cfg["variant"], "nsp": bool(cfg["nsp"]),
             "max_seq_length": cfg["max_seq_length"], "mask_probability": cfg["mask_probability"],
             "max_predictions_per_seq": cfg["max_predictions_per_seq"],

@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         from heavytail.train.engine import run_training
         from heavytail.train.mlm_task import (
             MLMPretrainTask,
+            bert_arch,
             ensure_mlm_data,
             load_mlm_data,
             resolve_optimizer,
@@ -73,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         ctx.barrier()
         data = load_mlm_data(cfg)
         seed = int(cfg["seed"])
-        task = MLMPretrainTask(data, cfg["models"][cfg["model"]], nsp=cfg["nsp"], variant=cfg["variant"], seed=seed,
-                               eval_batch_size=cfg["eval_batch_size"])
+        task = MLMPretrainTask(data, bert_arch(cfg, cfg["model"]), nsp=cfg["nsp"], variant=cfg["variant"], seed=seed,
+                               eval_batch_size=cfg["eval_batch_size"], model_name=cfg["model"])
         if ctx.is_main:
             print(f"unigram baseline (validation MLM loss of training frequencies): {data.unigram_loss:.4f}; "
                   f"context-free floor (sees only the token at the masked position): {data.context_free_loss:.4f}",

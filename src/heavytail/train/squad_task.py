@@ -1,4 +1,4 @@
-"""SQuAD v1.1 fine-tuning as an engine Task: BertForQuestionAnswering from a pretrained encoder, EM/F1 on dev."""
+"""SQuAD v1.1 fine-tuning as an engine Task: a BERT/RoFormer QA model from a pretrained encoder, EM/F1 on dev."""
 
 from __future__ import annotations
 
@@ -15,38 +15,60 @@ from heavytail.metrics import squad_v1
 from heavytail.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
 
 MODEL_COLUMNS = ("input_ids", "token_type_ids", "attention_mask")
+# the QA class of each encoder type a pretraining run or a Hugging Face folder can hold
+QA_CLASSES = {"bert": "BertForQuestionAnswering", "roformer": "RoFormerForQuestionAnswering"}
 
 
 def load_qa_model(init_from: str):
-    """BertForQuestionAnswering whose encoder comes from `init_from`; the span head is freshly initialised.
+    """A question-answering model whose encoder comes from `init_from`; the span head is freshly initialised.
 
     `init_from` is one of: a pretraining run folder (or its checkpoint.pt) of `heavytail.train.pretrain`, a
     folder in Hugging Face format (config.json + weights), or a model name in the Hugging Face cache
-    (bert-base-uncased, bert-large-uncased).
+    (bert-base-uncased, bert-large-uncased). The class follows the encoder: BertForQuestionAnswering for
+    absolute positions, RoFormerForQuestionAnswering for rotary ones.
     """
-    from transformers import BertForQuestionAnswering
+    from heavytail.models.rotary import use_sdpa_attention
 
+    return use_sdpa_attention(_load_qa_model(init_from))  # RoFormer's eager attention -> SDPA (BERT has it)
+
+
+def _load_qa_model(init_from: str):
     path = Path(init_from)
     run_dir = path.parent if path.name == CHECKPOINT_NAME else path
     if (run_dir / CHECKPOINT_NAME).is_file():
         return _from_pretraining_run(run_dir)
     if path.is_dir() and (path / "config.json").is_file():
-        return BertForQuestionAnswering.from_pretrained(str(path))
+        return _from_hf(str(path), init_from)
     if path.exists() or init_from.startswith((".", "/")) or init_from.count("/") > 1:
         raise ConfigError(f"squad init_from: {init_from} is neither a pretraining run (checkpoint.pt) nor a "
                           "Hugging Face model folder (config.json); run the pretraining stage first")
     try:
-        return BertForQuestionAnswering.from_pretrained(init_from)
+        return _from_hf(init_from, init_from)
     except OSError as exc:
         raise ConfigError(f"squad init_from: {init_from!r} is not in the Hugging Face cache under paths.hf_home "
                           f"(download it there on a machine with internet first): {exc}") from exc
 
 
-def _from_pretraining_run(run_dir: Path):
-    """Rebuild the pretraining architecture from the run's resolved config and copy its `bert.*` weights."""
-    from transformers import BertForQuestionAnswering
+def _from_hf(source: str, init_from: str):
+    """The QA class of a Hugging Face model's type (bert or roformer), loaded with its encoder weights."""
+    from transformers import AutoConfig
 
-    from heavytail.models.bert import bert_config
+    model_type = AutoConfig.from_pretrained(source).model_type
+    if model_type not in QA_CLASSES:
+        raise ConfigError(f"squad init_from: {init_from} is a {model_type!r} model; SQuAD fine-tunes "
+                          f"{' or '.join(QA_CLASSES)} encoders")
+    return _qa_class(model_type).from_pretrained(source)
+
+
+def _qa_class(model_type: str):
+    import transformers
+
+    return getattr(transformers, QA_CLASSES[model_type])
+
+
+def _from_pretraining_run(run_dir: Path):
+    """Rebuild the pretraining architecture from the run's resolved config and copy its encoder weights."""
+    from heavytail.models.bert import ENCODER_PREFIX, POSITION_TABLE, encoder_config, position_embedding_of
 
     config_path = run_dir / "resolved_config.json"
     if not config_path.is_file():
@@ -54,16 +76,20 @@ def _from_pretraining_run(run_dir: Path):
     job = read_json(config_path)
     if job.get("variant", "attention") != "attention":
         raise ConfigError(f"{run_dir} is a {job['variant']!r} variant; SQuAD fine-tunes the attention model")
-    arch = job["models"][job["model"]]
+    from heavytail.train.mlm_task import bert_arch
+
+    arch = bert_arch(job, job["model"])
+    kind = position_embedding_of(arch, job["model"])
+    prefix = ENCODER_PREFIX[kind]
     state = load_checkpoint(run_dir / CHECKPOINT_NAME)["model"]
-    vocab = state["bert.embeddings.word_embeddings.weight"].shape[0]
-    max_positions = state["bert.embeddings.position_embeddings.weight"].shape[0]
-    config = bert_config({**arch, "max_position_embeddings": max_positions}, vocab, max_positions)
-    model = BertForQuestionAnswering(config)
-    encoder = {k: v for k, v in state.items() if k.startswith("bert.") and not k.startswith("bert.pooler.")}
+    vocab = state[f"{prefix}.embeddings.word_embeddings.weight"].shape[0]
+    max_positions = state[POSITION_TABLE[kind]].shape[0]
+    config = encoder_config({**arch, "max_position_embeddings": max_positions}, vocab, max_positions, job["model"])
+    model = _qa_class(config.model_type)(config)
+    encoder = {k: v for k, v in state.items() if k.startswith(f"{prefix}.") and not k.startswith(f"{prefix}.pooler.")}
     missing, unexpected = model.load_state_dict(encoder, strict=False)
     if unexpected or any(not k.startswith("qa_outputs.") for k in missing):
-        raise ConfigError(f"{run_dir / CHECKPOINT_NAME}: encoder weights do not fit BertForQuestionAnswering "
+        raise ConfigError(f"{run_dir / CHECKPOINT_NAME}: encoder weights do not fit {type(model).__name__} "
                           f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     return model
 
@@ -113,7 +139,7 @@ class SquadTask:
             yield {k: v[rows] for k, v in self.train.items()}
 
     def loss(self, model, batch):
-        # BertForQuestionAnswering's loss: mean of the start and end cross-entropies
+        # transformers' QA loss: mean of the start and end cross-entropies
         return model(**batch).loss, {}
 
     def predict(self, model, ctx=None) -> dict[str, str]:

@@ -82,7 +82,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from heavytail.train.distributed import join_job
     from heavytail.train.engine import run_training
-    from heavytail.train.mlm_task import MLMPretrainTask, ensure_mlm_data, load_mlm_data, train_config
+    from heavytail.train.mlm_task import (
+        MLMPretrainTask,
+        bert_arch,
+        ensure_mlm_data,
+        load_mlm_data,
+        train_config,
+    )
     from heavytail.train.pretrain import configure_threads
 
     configure_threads(args.threads)
@@ -98,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             setting = {**cfg["optimizers"][label], **point}
             point_dir = out / point_name(point)
             print(f"tune {label} {point_name(point)} on {model} for {steps} steps", flush=True)
-            task = MLMPretrainTask(data, cfg["models"][model], nsp=cfg["nsp"], variant=cfg["variant"], seed=seed,
-                                   eval_batch_size=cfg["eval_batch_size"], export_hf=False)
+            task = MLMPretrainTask(data, bert_arch(cfg, model), nsp=cfg["nsp"], variant=cfg["variant"], seed=seed,
+                                   eval_batch_size=cfg["eval_batch_size"], export_hf=False, model_name=model)
             train_cfg = train_config({**cfg, "model": model}, setting, seed, steps=steps)
             with record_run(point_dir, {**train_cfg, "model": model, "optimizer_label": label}) as point_run:
                 result = run_training(task, train_cfg, point_dir, ctx)
