@@ -26,9 +26,21 @@ rule prepare_mlm_data:
         " --out {output} > {log} 2>&1"
 
 
+# BERT's second phase reads the corpus packed at its own length
+use rule prepare_mlm_data as prepare_long_mlm_data with:
+    output:
+        directory(PATHS.LONG_MLM_DATA),
+    log:
+        "logs/{scale}/pretrain/prepare_long_mlm_data.log",
+    benchmark:
+        "benchmarks/{scale}/pretrain/prepare_long_mlm_data.tsv"
+    params:
+        cfg=quoted(plan_pretrain.mlm_data_job(EXPERIMENT, long=True)),
+
+
 rule tune_pretrain:
     input:
-        data=PATHS.MLM_DATA,
+        data=from_wildcards(plan_pretrain.data_inputs),
     output:
         choice=PATHS.TUNE_CHOICE,
         grid=PATHS.TUNE_GRID,
@@ -55,7 +67,7 @@ rule tune_pretrain:
 
 rule pretrain_bert:
     input:
-        data=PATHS.MLM_DATA,
+        data=from_wildcards(plan_pretrain.data_inputs),
         choice=from_wildcards(plan_pretrain.tuned_choice_input),
     output:
         PATHS.PRETRAIN_METRICS,

@@ -13,6 +13,7 @@ QA = "results/{scale}/data/qa"
 
 # --- pretraining -----------------------------------------------------------------------------------------
 MLM_DATA = "results/{scale}/pretrain/mlm_data"
+LONG_MLM_DATA = "results/{scale}/pretrain/mlm_data_long"  # BERT's second phase, on longer sequences
 TUNE_DIR = "results/{scale}/pretrain/tune/{optimizer}"
 TUNE_CHOICE = TUNE_DIR + "/choice.json"
 TUNE_GRID = TUNE_DIR + "/grid.json"

@@ -21,7 +21,7 @@ from heavytail.provenance import record_run
 
 # the job's own keys beside the pretrain section; corpus + tokenizer build mlm_data when it is missing (the
 # section's snapshot_fractions are the run's own: the plan adds the noise stage's for the run it measures)
-JOB_KEYS = ("model", "optimizer", "seed", "mlm_data", "tuned_choice", "corpus", "tokenizer")
+JOB_KEYS = ("model", "optimizer", "seed", "mlm_data", "long_mlm_data", "tuned_choice", "corpus", "tokenizer")
 REQUIRED = ("model", "optimizer", "seed", "mlm_data")
 
 
@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             bert_arch,
             ensure_mlm_data,
             load_mlm_data,
+            long_phase_of,
             resolve_optimizer,
             train_config,
         )
@@ -75,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         data = load_mlm_data(cfg)
         seed = int(cfg["seed"])
         task = MLMPretrainTask(data, bert_arch(cfg, cfg["model"]), nsp=cfg["nsp"], variant=cfg["variant"], seed=seed,
-                               eval_batch_size=cfg["eval_batch_size"], model_name=cfg["model"])
+                               eval_batch_size=cfg["eval_batch_size"], model_name=cfg["model"],
+                               long_phase=long_phase_of(cfg, cfg["train"]["steps"]))
         if ctx.is_main:
             print(f"unigram baseline (validation MLM loss of training frequencies): {data.unigram_loss:.4f}; "
                   f"context-free floor (sees only the token at the masked position): {data.context_free_loss:.4f}",

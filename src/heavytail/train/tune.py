@@ -23,7 +23,7 @@ from heavytail.errors import ConfigError
 from heavytail.io import write_json
 from heavytail.provenance import record_run
 
-JOB_KEYS = ("optimizer", "mlm_data", "corpus", "tokenizer")
+JOB_KEYS = ("optimizer", "mlm_data", "long_mlm_data", "corpus", "tokenizer")
 
 
 def grid_points(cfg: dict, label: str) -> list[dict]:
@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         bert_arch,
         ensure_mlm_data,
         load_mlm_data,
+        long_phase_of,
         train_config,
     )
     from heavytail.train.pretrain import configure_threads
@@ -105,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             point_dir = out / point_name(point)
             print(f"tune {label} {point_name(point)} on {model} for {steps} steps", flush=True)
             task = MLMPretrainTask(data, bert_arch(cfg, model), nsp=cfg["nsp"], variant=cfg["variant"], seed=seed,
-                                   eval_batch_size=cfg["eval_batch_size"], export_hf=False, model_name=model)
+                                   eval_batch_size=cfg["eval_batch_size"], export_hf=False, model_name=model,
+                                   long_phase=long_phase_of(cfg, steps))
             train_cfg = train_config({**cfg, "model": model}, setting, seed, steps=steps)
             with record_run(point_dir, {**train_cfg, "model": model, "optimizer_label": label}) as point_run:
                 result = run_training(task, train_cfg, point_dir, ctx)
