@@ -150,7 +150,9 @@ def retried(command, record):
     options = f"--attempt {{resources.attempt}} --record {record}"
     # torchrun reports a worker's requeue (exit 75) as 1: the engine leaves {record}.requeue to tell them apart,
     # and `record` exits with the attempt's code as it counts it
+    # the shell outlives a SIGTERM to the job step (it waits for the training's checkpoint, then records)
     return (
+        "trap true TERM USR1; "
         f"python -m heavytail.train.retry check {options} >> {{log}} 2>&1 &&"
         f" HEAVYTAIL_REQUEUE_MARKER={record}.requeue {command} >> {{log}} 2>&1 || code=$?;"
         f" python -m heavytail.train.retry record {options} --exit ${{{{code:-0}}}}"

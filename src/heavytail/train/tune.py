@@ -22,6 +22,7 @@ from heavytail.config import load_job_config, resolve_job_config
 from heavytail.errors import ConfigError
 from heavytail.io import write_json
 from heavytail.provenance import record_run
+from heavytail.train import grids
 
 JOB_KEYS = ("optimizer", "mlm_data", "long_mlm_data", "corpus", "tokenizer")
 
@@ -48,17 +49,6 @@ def point_name(point: dict) -> str:
     if "clip_threshold" in point:
         name += f"_clip{point['clip_threshold']:g}"
     return name
-
-
-def choose(results: list[dict]) -> dict:
-    """The point with the lowest final validation MLM loss among those that did not diverge."""
-    finite = [r for r in results if r["status"] == "ok" and math.isfinite(r["validation_mlm_loss"])]
-    if not finite:
-        # every point diverged: fall back to the smallest step size, and say so
-        best = min(results, key=lambda r: r["hparams"]["lr"])
-        return {**best, "selected_by": "all grid points diverged; smallest lr kept"}
-    best = min(finite, key=lambda r: r["validation_mlm_loss"])
-    return {**best, "selected_by": "lowest final validation MLM loss"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         ensure_mlm_data(cfg)
         data = load_mlm_data(cfg)
         seed, steps = int(tune["seed"]), int(tune["steps"])
-        results = []
-        for point in points:
+
+        def run_point(point: dict) -> dict:
             setting = {**cfg["optimizers"][label], **point}
             point_dir = out / point_name(point)
             print(f"tune {label} {point_name(point)} on {model} for {steps} steps", flush=True)
@@ -113,19 +103,19 @@ def main(argv: list[str] | None = None) -> int:
                 result = run_training(task, train_cfg, point_dir, ctx)
                 point_run.update(status=result["status"], diverged_at_step=result["diverged_at_step"])
             final = result["final_validation"] or {}
-            results.append({"hparams": point, "status": result["status"],
-                            "diverged_at_step": result["diverged_at_step"],
-                            "validation_mlm_loss": final.get("mlm_loss", math.inf) if result["status"] == "ok"
-                            else math.inf,
-                            "validation_mlm_accuracy": final.get("mlm_accuracy"), "path": str(point_dir)})
-            print(f"tune {label} {point_name(point)}: {result['status']} validation MLM loss "
-                  f"{results[-1]['validation_mlm_loss']:.4f}", flush=True)
-        best = choose(results)
+            loss = final.get("mlm_loss", math.inf) if result["status"] == "ok" else math.inf
+            print(f"tune {label} {point_name(point)}: {result['status']} validation MLM loss {loss:.4f}", flush=True)
+            return {"status": result["status"], "diverged_at_step": result["diverged_at_step"], "score": loss,
+                    "validation_mlm_loss": loss, "validation_mlm_accuracy": final.get("mlm_accuracy"),
+                    "path": str(point_dir)}
+
+        results, best = grids.tune(points, run_point, "validation MLM loss")
         grid = {"optimizer": label, "model": model, "steps": steps, "seed": seed,
                 "unigram_loss": data.unigram_loss, "context_free_loss": data.context_free_loss, "points": results}
         write_json(out / "grid.json", _finite(grid))
         write_json(out / "choice.json", _finite({"optimizer": label, **best}))
-        run.update(choice=best["hparams"], selected_by=best["selected_by"])
+        run.update(choice=best["hparams"], selected_by=best["selected_by"], widened_with=best["widened_with"],
+                   best_on_edge=best["best_on_edge"])
         print(f"choice for {label}: {json.dumps(best['hparams'])} ({best['selected_by']})", flush=True)
     return 0
 
