@@ -96,11 +96,11 @@ const done = arguments[arguments.length - 1];
             svg: box ? {width: box.width, height: box.height, marks: svg.querySelectorAll('.est, .none').length,
                         rows: Number(svg.dataset.rows)} : null};
   });
-  const head = document.querySelector('.board-head').getBoundingClientRect();
-  const counts = document.getElementById('counts').getBoundingClientRect();
+  const head = document.querySelector('.board-head'), counts = document.getElementById('counts');
   const words = document.body.innerText.split(/\\s+/).filter(Boolean).length;
   return {images, links, claims, title: document.title, words,
-          header: {top: Math.min(head.top, counts.top), bottom: head.bottom},
+          header: head && counts ? {top: Math.min(head.getBoundingClientRect().top, counts.getBoundingClientRect().top),
+                                    bottom: head.getBoundingClientRect().bottom} : null,
           viewport: {width: window.innerWidth, height: window.innerHeight}};
 })().then(done, e => done({error: String(e)}));
 """

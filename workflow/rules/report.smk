@@ -7,10 +7,8 @@
 # Judging and rendering are separate rules: restyling the report (templates, captions) re-runs render_report
 # alone, in seconds; the rules on the paper's own values do not depend on any scale and run once.
 
-from snakemake.io import is_flagged
-
 from heavytail.config import SCALES
-from heavytail.report.artifacts import REPORT_CATEGORY, display_name
+from heavytail.report import workflow_outputs
 
 REPORT_DIR = PATHS.REPORT.rsplit("/", 1)[0]  # reports/{scale}
 VERDICTS_JSON = PATHS.VERDICTS.replace(".csv", ".json")
@@ -18,60 +16,14 @@ PAPER_CHECK = "reports/paper_check.json"
 SCALES_PAGE = "reports/index.html"
 TEMPLATES = Path(workflow.basedir) / "reports" / "templates"
 CAPTIONS = Path(workflow.basedir) / "reports" / "captions"
-
-
-def job_logs():
-    """(output, log) path templates of every rule writing under results/: the report links each run it cites
-    to the log of the job that wrote it."""
-    pairs = []
-    for rule in workflow.rules:
-        logs = [str(f) for f in rule.log]
-        if logs:
-            pairs += [
-                [str(out), logs[0]]
-                for out in rule.output
-                if str(out).startswith("results/") and not str(out).endswith(".npz")
-            ]
-    return pairs
-
-
-def in_snakemake_report(path):
-    """Whether the rule writing `path` already puts it in Snakemake's report (report() on its output)."""
-    return any(
-        is_flagged(out, "report") and out.match(path)
-        for rule in workflow.rules
-        for out in rule.output
-    )
-
-
-def report_copies():
-    """The copies beside the HTML report of the artifacts no stage rule annotates: render_report annotates
-    them, so that every artifact is in Snakemake's report once, with its caption."""
-    copies = {}
-    for name, path in ARTIFACTS.items():
-        if in_snakemake_report(path):
-            continue
-        folder = "figures" if path.endswith(".png") else "tables"
-        copies[name] = report(
-            f"{REPORT_DIR}/{folder}/{Path(path).name}",
-            caption=f"../../reports/captions/{name}.rst",
-            category=REPORT_CATEGORY[name],
-            labels={"artifact": display_name(name), "scale": "{scale}"},
-        )
-    return copies
-
-
-def scales_with_verdicts():
-    """This scale's verdicts and those of every other scale already judged (sources here: the scale
-    constraint keeps this run from building them)."""
-    return [
-        VERDICTS_JSON.format(scale=s)
-        for s in SCALES
-        if s == SCALE or Path(VERDICTS_JSON.format(scale=s)).exists()
-    ]
-
-
-JUDGE_CONFIG = stage_config("report", job_logs=job_logs())
+# the runs a claim cites link to their jobs' logs, found from every rule's (output, log) templates
+JUDGE_CONFIG = stage_config(
+    "report", job_logs=workflow_outputs.job_logs(workflow.rules)
+)
+# artifacts no stage rule puts in Snakemake's report go in it as render_report's copies, with their captions
+REPORT_COPIES = workflow_outputs.report_copies(
+    workflow.rules, ARTIFACTS, REPORT_DIR, report
+)
 
 
 rule aggregate_results:
@@ -163,7 +115,7 @@ rule render_report:
         ],
         captions=[str(CAPTIONS / f"{name}.rst") for name in ARTIFACTS],
     output:
-        **report_copies(),
+        **REPORT_COPIES,
         html=report(
             PATHS.REPORT,
             caption="../../reports/captions/report.rst",
@@ -186,7 +138,7 @@ rule render_report:
 # reports/index.html: every scale judged so far side by side (a small rule of its own: it reads only verdicts)
 rule render_scales_page:
     input:
-        verdicts=scales_with_verdicts(),
+        verdicts=workflow_outputs.judged_scales(VERDICTS_JSON, SCALES, SCALE),
         templates=[
             str(TEMPLATES / name)
             for name in ("scales.html.j2", "_macros.html.j2", "style.css")

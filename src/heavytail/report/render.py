@@ -59,7 +59,7 @@ def caption_html(name: str, scale: str) -> str:
         return ""
     text = jinja2.Template(path.read_text()).render(snakemake={"config": {"scale": scale},
                                                                "wildcards": {"scale": scale}})
-    body = publish_parts(text, writer_name="html", settings_overrides={"report_level": 5})["body"]
+    body = publish_parts(text, writer="html", settings_overrides={"report_level": 5})["body"]
     return body.replace('<p>', '<p class="caption">', 1)
 
 
@@ -114,8 +114,8 @@ class _VisibleText(HTMLParser):
 
     def handle_data(self, data):
         hidden = {"style", "script", "title", "head"} & set(self.stack)
-        for i, tag in enumerate(self.stack):
-            if tag == "details" and "summary" not in self.stack[i + 1:]:
+        for i, tag in enumerate(self.stack):  # inside a <details>, only its own <summary> shows
+            if tag == "details" and self.stack[i + 1:i + 2] != ["summary"]:
                 hidden = True
         if not hidden:
             self.words += len(data.split())
