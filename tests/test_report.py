@@ -13,7 +13,7 @@ from report_fixtures import build_report, make_results, paper_check_json, write_
 
 from heavytail.io import read_json, write_json
 from heavytail.report import aggregate, budget, evidence, provenance, render, scales, sections, verdicts
-from heavytail.report.artifacts import PAPER_ARTIFACTS
+from heavytail.report.artifacts import PAPER_ARTIFACTS, display_name
 
 
 # --- aggregation ------------------------------------------------------------------------------------------------
@@ -153,6 +153,15 @@ def test_the_scoreboard_is_sorted_by_artifact_and_draws_every_claim(tiny_report)
     assert html.count('<svg class="forest"') == len(ids)
     for claim in by_id.values():
         assert claim["short"] in html and len(claim["short"].split()) <= 10, claim["id"]
+
+
+def test_every_caption_names_the_papers_panel_and_what_it_shows(tiny_report):
+    for name in PAPER_ARTIFACTS:
+        text = (Path(render.CAPTIONS) / f"{name}.rst").read_text()
+        first = text.split("; ", 1)
+        assert text.startswith(f"**Paper's {display_name(name)}** ("), name
+        assert len(first) == 2 and re.match(r"the paper's (panels?|table) (shows?|gives)", first[1]), name
+        assert f"Paper's {display_name(name)}</strong>" in tiny_report["html"]  # the same text in the HTML report
 
 
 def test_outside_details_the_page_stays_short(tiny_report):

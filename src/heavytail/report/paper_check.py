@@ -5,7 +5,7 @@
 A rule that cannot pass on the paper's own numbers, or that passes on their opposite, says nothing about a
 reproduction. `check` runs every claim of paper.yaml twice, on the tables the paper's values make and on their
 reversal (the two groups swapped; a level's values mirrored around it; a rate moved 3 tolerances slower; a
-bound's values moved outside it), and the report prints its result at render time.
+bound's values moved outside it); the report prints the result beside the verdicts.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ import yaml
 from docutils.core import publish_parts
 
 from heavytail.config import REPO_ROOT, load_job_config, resolve_job_config
+from heavytail.errors import ConfigError
 from heavytail.io import atomic_path, read_json, write_json
 from heavytail.report import aggregate, provenance, scoreboard, sections
 from heavytail.report.artifacts import PAPER_ARTIFACTS, display_name
@@ -135,7 +136,11 @@ def render(cfg: dict, out_path: Path, results_dir: Path | None = None, tables_di
     out_dir.mkdir(parents=True, exist_ok=True)
     scale = cfg["scale"]
     results_dir = results_dir or Path("results") / scale
-    judged = read_json(verdicts_path or out_dir / "verdicts.json")
+    verdicts_path = Path(verdicts_path or out_dir / "verdicts.json")
+    if not verdicts_path.is_file():
+        raise ConfigError(f"{verdicts_path} not found: judge the claims first (python -m heavytail.report.judge "
+                          f"--config <json> --out {verdicts_path}, or snakemake report)")
+    judged = read_json(verdicts_path)
     tables = aggregate.read_tables(tables_dir or results_dir / "tables")
     runs = tables.get("runs", pd.DataFrame())
     paper = yaml.safe_load(Path(paper_path).read_text())
