@@ -108,7 +108,7 @@ def headline(kind: str, part: dict) -> str:
     """Our estimate in a few words, in the metric's own units."""
     if kind in ("seeds", "steps"):
         text = f"\u0394 {_num(part['difference'], True)}"
-        if _finite(part.get("lo"), part.get("hi")):
+        if _finite(part.get("lo"), part.get("hi")) and part["lo"] != part["hi"]:
             text += f" [{_num(part['lo'], True)}, {_num(part['hi'], True)}]"
         return text
     if kind == "interval":
@@ -117,8 +117,8 @@ def headline(kind: str, part: dict) -> str:
         a, b = part.get("change_a"), part.get("change_b")
         return f"a {_num(a[0], True)}, b {_num(b[0], True)}" if a and b else part.get("note", "")
     if kind == "level":
-        return (f"{_num(part['mean_a'])} [{_num(part['lo'])}, {_num(part['hi'])}] "
-                f"{'<' if part.get('side') == 'below' else '>'} {part['level']:g}")
+        span = f" [{_num(part['lo'])}, {_num(part['hi'])}]" if part["lo"] != part["hi"] else ""
+        return f"{_num(part['mean_a'])}{span} {'<' if part.get('side') == 'below' else '>'} {part['level']:g}"
     if kind == "tolerance":
         return f"{_num(part['mean_a'])} vs {_num(part['mean_b'])}"
     if kind == "bound":

@@ -47,7 +47,9 @@ def svg(effect: dict, claim_id: str, verdict: str) -> str:
     for i, row in enumerate(rows):
         y = round(top + i * step, 1)
         colour = COLOURS.get(row["verdict"], COLOURS["not run"])
-        tip = escape(f"{row['label'] or 'ours'}: {row['verdict']}")
+        span = f" [{row['lo']:.3g}, {row['hi']:.3g}]" if row["lo"] is not None and row["hi"] is not None else ""
+        value = f"{row['x']:.3g}" if row["x"] is not None else ""
+        tip = escape(f"{row['label'] or 'ours'}: {value}{span} ({row['verdict']})")
         out.append(f'<g class="est"><title>{tip}</title>')
         if row["lo"] is not None and row["hi"] is not None:
             out.append(f'<line x1="{px(row["lo"])}" x2="{px(row["hi"])}" y1="{y}" y2="{y}" stroke="{colour}" '

@@ -42,8 +42,8 @@ def applied(comp: dict) -> str:
     if comp.get("a") or comp.get("b"):
         words.append(f"a = {_spec(comp.get('a'))}; b = {_spec(comp.get('b'))}")
     for check in comp.get("checks", []):
-        side = f"below {check['below']:g}" if check.get("below") is not None else f"above {check.get('above', 0):g}"
-        words.append(f"{check.get('name') or 'all'}{': ' + _spec(check['where']) if check.get('where') else ''} {side}")
+        where = f": {_spec(check['where'])}" if check.get("where") else ""
+        words.append(f"{check.get('name') or 'all'}{where} {_side(check)}")
     words.append(f"metric {metric}" + (f", {comp['better']} is better" if comp.get("better") else ""))
     if kind == "tolerance":
         words.append(f"target {comp['target']} within {comp['tolerance']}"
@@ -53,6 +53,17 @@ def applied(comp: dict) -> str:
     if comp.get("per"):
         words.append(f"judged per {', '.join(comp['per'])}, require {comp.get('require', 'all')}")
     return "; ".join(words)
+
+
+def groups(comp: dict) -> str:
+    """What a and b are (two-group rules), or the checks' levels, in one line for a tooltip."""
+    if comp.get("a") or comp.get("b"):
+        return f"a = {_spec(comp.get('a'))}; b = {_spec(comp.get('b'))}"
+    return "; ".join(f"{c.get('name') or 'all'} {_side(c)}" for c in comp.get("checks", []))
+
+
+def _side(check: dict) -> str:
+    return f"below {check['below']:g}" if check.get("below") is not None else f"above {check.get('above', 0):g}"
 
 
 def part_rows(parts: list[dict]) -> list[dict]:
@@ -87,6 +98,7 @@ def claim_view(claim: dict, rules: dict[str, str], out_dir: str) -> dict:
         "artifact": claim["artifact"], "artifact_name": claim["artifact_name"], "verdict": claim["verdict"],
         "class": VERDICT_CLASS[claim["verdict"]], "single_seed": claim["single_seed"], "n": claim["n"],
         "reading": claim.get("reading", ""), "readings": claim.get("readings", []),
+        "groups": groups(claim["comparison"]),
         "estimate": effect["headline"], "estimate_part": effect["headline_part"],
         "svg": forest.svg(effect, claim["id"], claim["verdict"]), "axis": effect["axis"],
         "paper_marked": bool(effect["paper"]), "rule_name": RULE_WORDS[claim["kind"]],
