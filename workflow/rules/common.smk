@@ -127,6 +127,15 @@ TORCHRUN = (
 )
 
 
+def constant_param(value):
+    """A params function returning `value` as it is (a string param's {wildcards} would be filled)."""
+
+    def param(wildcards):
+        return value
+
+    return param
+
+
 def launcher(wildcards, resources):
     """`torchrun` with one process per GPU when the profile gives the job more than one GPU."""
     gpus = int(resources.get("gpu", 0))

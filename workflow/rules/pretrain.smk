@@ -99,7 +99,12 @@ rule plot_fig1a:
     input:
         plan_pretrain.fig1a_runs(EXPERIMENT),
     output:
-        png=named(PATHS.FIGURE, "fig1a"),
+        png=report(
+            named(PATHS.FIGURE, "fig1a"),
+            caption="../../reports/captions/fig1a.rst",
+            category="Pretraining",
+            labels={"figure": "Fig 1a", "scale": "{scale}"},
+        ),
         svg=named(PATHS.FIGURE_SVG, "fig1a"),
     log:
         "logs/{scale}/pretrain/plot_fig1a.log",
@@ -114,7 +119,12 @@ rule plot_fig3:
     input:
         plan_pretrain.fig3_runs(EXPERIMENT),
     output:
-        png=named(PATHS.FIGURE, "fig3"),
+        png=report(
+            named(PATHS.FIGURE, "fig3"),
+            caption="../../reports/captions/fig3.rst",
+            category="Pretraining",
+            labels={"figure": "Fig 3", "scale": "{scale}"},
+        ),
         svg=named(PATHS.FIGURE_SVG, "fig3"),
     log:
         "logs/{scale}/pretrain/plot_fig3.log",
@@ -129,7 +139,12 @@ rule write_table2:
     input:
         plan_pretrain.table2_runs(EXPERIMENT),
     output:
-        named(PATHS.TABLE, "table2"),
+        report(
+            named(PATHS.TABLE, "table2"),
+            caption="../../reports/captions/table2.rst",
+            category="Pretraining",
+            labels={"table": "Table 2", "scale": "{scale}"},
+        ),
     log:
         "logs/{scale}/pretrain/write_table2.log",
     localrule: True

@@ -10,10 +10,10 @@
 from heavytail.config import SCALES
 from heavytail.report import workflow_outputs
 
-REPORT_DIR = PATHS.REPORT.rsplit("/", 1)[0]  # reports/{scale}
-VERDICTS_JSON = PATHS.VERDICTS.replace(".csv", ".json")
-PAPER_CHECK = "reports/paper_check.json"
-SCALES_PAGE = "reports/index.html"
+REPORT_DIR = PATHS.REPORT_DIR
+VERDICTS_JSON = PATHS.VERDICTS_JSON
+PAPER_CHECK = PATHS.PAPER_CHECK
+SCALES_PAGE = PATHS.SCALES_PAGE
 TEMPLATES = Path(workflow.basedir) / "reports" / "templates"
 CAPTIONS = Path(workflow.basedir) / "reports" / "captions"
 # the runs a claim cites link to their jobs' logs, found from every rule's (output, log) templates
@@ -94,7 +94,7 @@ rule judge_claims:
         "../../envs/report.yaml"
     params:
         # a function: the log templates' {wildcards} must reach the job as they are
-        cfg=lambda wildcards: JUDGE_CONFIG,
+        cfg=constant_param(JUDGE_CONFIG),
     shell:
         "python -m heavytail.report.judge --config {params.cfg} --paper {input.paper} --paper-check {input.check}"
         " --out {output.json} > {log} 2>&1"

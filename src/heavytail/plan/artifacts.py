@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 from heavytail.plan.noise import FIGURES as NOISE_FIGURES
-from heavytail.plan.paths import BENCH, CORPUS, FIGURE, IMAGES_MANIFEST, QA, REPORT, TABLE, TOKENIZER, fill
+from heavytail.plan.paths import (
+    BENCH,
+    CORPUS,
+    FIGURE,
+    IMAGES_MANIFEST,
+    QA,
+    REPORT,
+    SCALES_PAGE,
+    TABLE,
+    TOKENIZER,
+    fill,
+)
 
 # artifact -> its file (figures as PNG, tables as CSV); reproduce_all and the report collect them all
 ARTIFACT_FILES = {
@@ -32,8 +43,9 @@ def artifacts(experiment: dict) -> dict[str, str]:
 
 
 def final_outputs(experiment: dict) -> list[str]:
-    """Every artifact of this scale, then the HTML report: what `reproduce_all` builds."""
-    return list(artifacts(experiment).values()) + [fill(REPORT, scale=experiment["scale"])]
+    """Every artifact of this scale, then its HTML report and the page of every scale judged so far: what
+    `reproduce_all` builds."""
+    return list(artifacts(experiment).values()) + [fill(REPORT, scale=experiment["scale"]), SCALES_PAGE]
 
 
 def aggregated_tables(experiment: dict) -> dict[str, str]:

@@ -46,8 +46,12 @@ THEORY_ERRORS = THEORY_DIR + "/rate_errors.npz"
 FIGURE = "results/{scale}/figures/{name}.png"
 FIGURE_SVG = "results/{scale}/figures/{name}.svg"
 TABLE = "results/{scale}/tables/{name}.csv"
-REPORT = "reports/{scale}/index.html"
-VERDICTS = "reports/{scale}/verdicts.csv"
+REPORT_DIR = "reports/{scale}"
+REPORT = REPORT_DIR + "/index.html"
+VERDICTS = REPORT_DIR + "/verdicts.csv"
+VERDICTS_JSON = REPORT_DIR + "/verdicts.json"
+PAPER_CHECK = "reports/paper_check.json"  # the rules on the paper's own values: no scale
+SCALES_PAGE = "reports/index.html"  # every scale judged so far, side by side
 BENCH = "results/bench/{name}.json"
 
 
