@@ -27,6 +27,9 @@ SQUAD_FEATURES = "results/{scale}/squad/features"
 
 # --- vision: only metrics.jsonl and run.json are declared outputs, so that Snakemake never deletes the
 # checkpoint and snapshots a requeued run resumes from ----------------------------------------------------
+VISION_TUNE_DIR = "results/{scale}/vision/tune/{model}/{optimizer}"
+VISION_TUNE_CHOICE = VISION_TUNE_DIR + "/choice.json"
+VISION_TUNE_GRID = VISION_TUNE_DIR + "/grid.json"
 VISION_RUN = "results/{scale}/vision/{model}/{optimizer}/seed{seed}"
 VISION_METRICS = VISION_RUN + "/metrics.jsonl"
 VISION_RUN_RECORD = VISION_RUN + "/run.json"

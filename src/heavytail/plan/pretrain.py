@@ -67,14 +67,19 @@ def fig1a_runs(experiment: dict) -> list[str]:
     return _metrics(experiment, [pre["base_model"]], FIG1A_OPTIMIZERS, pre["seeds"])
 
 
+def comparison_seeds(experiment: dict) -> list[int]:
+    pre = experiment["pretrain"]
+    return pre["seeds"][:pre["comparison_seeds"]]
+
+
 def fig3_runs(experiment: dict) -> list[str]:
     pre = experiment["pretrain"]
-    return _metrics(experiment, [pre["base_model"]], pre["fig3_optimizers"], pre["seeds"][:1])
+    return _metrics(experiment, [pre["base_model"]], pre["fig3_optimizers"], comparison_seeds(experiment))
 
 
 def table2_runs(experiment: dict) -> list[str]:
     pre = experiment["pretrain"]
-    return _metrics(experiment, pre["table2_models"], TABLE2_OPTIMIZERS, pre["seeds"][:1])
+    return _metrics(experiment, pre["table2_models"], TABLE2_OPTIMIZERS, comparison_seeds(experiment))
 
 
 def tuned_choice_input(experiment: dict, scale: str, optimizer: str) -> list[str]:

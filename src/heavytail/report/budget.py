@@ -188,6 +188,11 @@ def estimate(scale: str, experiment: dict, bench: pd.DataFrame) -> list[dict]:
         RESNET50_TRAIN_FLOPS, v, "steps counted in images")
     add("train_vision alexnet (fig6)", "convnet", 1, v("alexnet_steps"), ALEXNET_TRAIN_FLOPS * v("alexnet_batch"),
         v, "to the paper's 5k iterations")
+    tune = (experiment.get("vision") or {}).get("tune") or {}
+    if tune:  # every (model, label) tuned alike: grid points x a fraction of the run, one seed
+        points = len(tune["lr_factors"]) + 1  # one widening past an edge at most
+        add("tune_vision resnet50 (grids)", "convnet", v("resnet_optimizers") * points,
+            int(images * tune["fraction"]), RESNET50_TRAIN_FLOPS, v, "steps counted in images")
 
     n = Sizes(experiment.get("noise"), assumed["noise"])
     examples = n("batches") * n("batch_size")

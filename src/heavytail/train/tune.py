@@ -20,7 +20,7 @@ from pathlib import Path
 
 from heavytail.config import load_job_config, resolve_job_config
 from heavytail.errors import ConfigError
-from heavytail.io import write_json
+from heavytail.io import finite_json, write_json
 from heavytail.provenance import record_run
 from heavytail.train import grids
 
@@ -112,23 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         results, best = grids.tune(points, run_point, "validation MLM loss")
         grid = {"optimizer": label, "model": model, "steps": steps, "seed": seed,
                 "unigram_loss": data.unigram_loss, "context_free_loss": data.context_free_loss, "points": results}
-        write_json(out / "grid.json", _finite(grid))
-        write_json(out / "choice.json", _finite({"optimizer": label, **best}))
+        write_json(out / "grid.json", finite_json(grid))
+        write_json(out / "choice.json", finite_json({"optimizer": label, **best}))
         run.update(choice=best["hparams"], selected_by=best["selected_by"], widened_with=best["widened_with"],
                    best_on_edge=best["best_on_edge"])
         print(f"choice for {label}: {json.dumps(best['hparams'])} ({best['selected_by']})", flush=True)
     return 0
-
-
-def _finite(obj):
-    # JSON has no infinity: a diverged point's loss is written as null
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 if __name__ == "__main__":
