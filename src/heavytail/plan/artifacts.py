@@ -33,7 +33,7 @@ ALL_DATA = {"text", "tokenizer", "images", "qa"}
 # targets that read no data at all (the budget reads configs; benchmarks time synthetic workloads)
 NO_DATA_TARGETS = {"budget", "estimate_budget", "bench", "run_theory", "plot_table1"}
 AGGREGATED_TABLES = ("runs", "curves", "tuning", "noise", "theory", "adam_clipping", "bench", "jobs")
-BENCHMARKS = ("optim", "noise", "vision", "pretrain")
+BENCHMARKS = ("optim", "noise", "vision", "pretrain", "packing", "decode")
 
 
 def artifacts(experiment: dict) -> dict[str, str]:

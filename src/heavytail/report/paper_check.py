@@ -99,11 +99,13 @@ def reverse(claim: dict, tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFr
         for check in comp["checks"]:
             rows = select(frame, check.get("where")).index
             level = check["above"] if check.get("above") is not None else check["below"]
+            # a level named by a column (the estimator's own Gaussian reference) mirrors each row about its value
+            mirror = frame.loc[rows, level].to_numpy(dtype=float) if isinstance(level, str) else level
             for metric in metrics:
                 lo, hi = _interval_columns(comp, metric)
-                frame.loc[rows, metric] = 2 * level - frame.loc[rows, metric]
+                frame.loc[rows, metric] = 2 * mirror - frame.loc[rows, metric]
                 if lo in frame.columns and hi in frame.columns:
-                    frame.loc[rows, [lo, hi]] = (2 * level - frame.loc[rows, [hi, lo]]).to_numpy()
+                    frame.loc[rows, [lo, hi]] = (2 * np.reshape(mirror, (-1, 1)) - frame.loc[rows, [hi, lo]]).to_numpy()
     elif kind == "tolerance":
         shift = 3 * float(comp["tolerance"])
         for metric in metrics:

@@ -243,11 +243,21 @@ def compare_change(a: pd.DataFrame, b: pd.DataFrame, metric: str, direction: str
             "note": f"a {words[ca]}{f' (claimed: {direction}s)' if direction else ''}, b {words[cb]}"}
 
 
-def compare_level(rows: pd.DataFrame, metric: str, above: float | None = None, below: float | None = None,
-                  interval: tuple[str, str] | None = None) -> dict:
+def level_of(rows: pd.DataFrame, level: float | str | None) -> float | None:
+    """A level: a number, or the name of a column the rows carry (e.g. the Gaussian reference of their own
+    estimator, `gaussian_tail_index_lo`), read as its mean."""
+    if isinstance(level, str):
+        return float(pd.to_numeric(rows[level], errors="coerce").mean()) if level in rows.columns else math.nan
+    return level
+
+
+def compare_level(rows: pd.DataFrame, metric: str, above: float | str | None = None,
+                  below: float | str | None = None, interval: tuple[str, str] | None = None) -> dict:
     """The level rule: the estimate's interval entirely above `above` (or below `below`)."""
+    named = below if below is not None else above
+    above, below = level_of(rows, above), level_of(rows, below)
     est = envelope(rows, metric, interval)
-    if est is None:
+    if est is None or not finite(below if below is not None else above):
         return {"verdict": NOT_RUN, "n_a": len(rows), "note": "no measurement"}
     value, lo, hi = est
     if below is not None:
@@ -257,6 +267,8 @@ def compare_level(rows: pd.DataFrame, metric: str, above: float | None = None, b
         verdict, claimed = (REPRODUCED if lo > above else NOT_REPRODUCED if hi <= above else INCONCLUSIVE,
                             f"claimed above {above:g}")
     point = lo == hi == value
+    if isinstance(named, str):
+        claimed += f" ({named})"
     return {"verdict": verdict, "n_a": len(rows), "mean_a": value, "lo": lo, "hi": hi,
             "level": float(below if below is not None else above), "side": "below" if below is not None else "above",
             "note": claimed + ("; no interval: compared as a point" if point else "")}
