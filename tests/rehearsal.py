@@ -69,7 +69,8 @@ def overlay(scale: str, sources: dict) -> dict:
             "max_seq_length": 32, "max_predictions_per_seq": 5, "validation_sequences": 16, "seeds": [0],
             "long_phase": {"max_seq_length": 64, "max_predictions_per_seq": 10, "fraction": 0.25},
             "fig3_optimizers": ["sgdm", "gclip", "adam", "acclip"],
-            "train": {"steps": 8, "batch_size": 4, "log_every": 2, "eval_every": 4, "checkpoint_every": 2,
+            # steps enough that the rehearsal's stopped run is caught between its first checkpoint and its end
+            "train": {"steps": 24, "batch_size": 4, "log_every": 4, "eval_every": 8, "checkpoint_every": 4,
                       "device": "cpu", "schedule": {"warmup_steps": 2}},
             "tune": {"steps": 4, "lr_grid": {"sgdm": [0.1], "gclip": [1.0], "adam": [1e-3], "acclip": [1.0],
                                              "acclip_normalized": [1e-3]}, "clip_threshold_grid": {"gclip": [1.0]}},

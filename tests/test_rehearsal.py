@@ -41,17 +41,19 @@ def rehearsal_workdir(root: Path, scale: str, sources: dict, extra: dict | None 
     return workdir, ("--configfile", str(workdir / "rehearsal.yaml"), "--config", f"scale={scale}")
 
 
-def processes_of(run_dir: Path) -> list[int]:
-    """PIDs whose command line names `run_dir`: the job's shell, torchrun and its workers (what a cluster's
-    job-step signal reaches)."""
+def processes_of(workdir: Path, run_dir: Path) -> list[int]:
+    """PIDs running in `workdir` whose command line names `run_dir` (relative to it, as Snakemake writes it): the
+    job's shell, torchrun and its workers (what a cluster's job-step signal reaches)."""
+    relative = str(run_dir.relative_to(workdir))
     found = []
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
                 cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                cwd = os.readlink(proc / "cwd")
             except OSError:
                 continue
-            if str(run_dir) in cmdline and "snakemake" not in cmdline.split()[0]:
+            if cwd == str(workdir) and relative in cmdline and "snakemake" not in cmdline.split()[0]:
                 found.append(int(proc.name))
     return found
 
@@ -75,8 +77,10 @@ def test_paper_scale_rehearsal_with_a_job_stopped_and_resumed(sources, tmp_path)
             deadline = time.monotonic() + 1500
             while not (run_dir / "checkpoint.pt").is_file():  # the first checkpoint: stop it there, mid-run
                 assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()[-4000:]
-                time.sleep(0.2)
-            for pid in processes_of(run_dir):
+                time.sleep(0.05)
+            pids = processes_of(workdir, run_dir)
+            assert pids, f"no process of {run_dir} to stop"
+            for pid in pids:
                 os.kill(pid, signal.SIGTERM)
             proc.wait(timeout=1500)
         finally:

@@ -38,3 +38,16 @@ def test_the_cli_exits_with_the_recorded_code_and_refuses_with_one_line(tmp_path
                              record], capture_output=True, text=True)
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("heavytail: attempt 2: attempt 1 failed")
+
+
+def test_the_log_keeps_every_attempt_though_snakemake_deletes_it_before_each(tmp_path, capsys):
+    record, log = tmp_path / "attempts.jsonl", tmp_path / "job.log"
+    for attempt, text in ((1, "segment one\n"), (2, "segment two\n")):
+        log.unlink(missing_ok=True)  # what Snakemake does before every attempt
+        assert main(["check", "--attempt", str(attempt), "--record", str(record), "--log", str(log)]) == 0
+        log.write_text(capsys.readouterr().out + text)  # the shell appends the check's stdout, then the job's
+        assert main(["record", "--attempt", str(attempt), "--record", str(record), "--log", str(log),
+                     "--exit", "75"]) == 75
+    assert log.read_text() == "attempt 1\nsegment one\nattempt 2\nsegment two\n"
+    main(["check", "--attempt", "1", "--record", str(record), "--log", str(log)])  # a new run of the job
+    assert capsys.readouterr().out == "attempt 1\n" and not record.exists()

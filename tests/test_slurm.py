@@ -43,7 +43,8 @@ SHRUNKEN_TINY = {
     "pretrain": {
         "seeds": [0],
         "comparison_seeds": 1,
-        "train": {"steps": 20, "log_every": 5, "eval_every": 10, "checkpoint_every": 10},
+        # the node's GPUs are /dev/null: the jobs that ask for them compute on the CPU
+        "train": {"steps": 20, "log_every": 5, "eval_every": 10, "checkpoint_every": 10, "device": "cpu"},
         "tune": {"steps": 10, "lr_grid": {"sgdm": [0.3], "adam": [3.0e-3]}},
     },
     "vision": {"models": {"resnet": {"epochs": 1, "eval_every": 2}, "alexnet": {"steps": 4, "eval_every": 2}}},
@@ -163,9 +164,10 @@ def test_paper_dry_run_through_the_profile_by_name(tmp_path):
         if "gpu" in res:
             gpus = int(res["gpu"])
             assert res.get("nodes") == "1", f"{job['rule']}: {gpus} GPUs must sit on one node for torchrun"
-            launcher = f"torchrun --standalone --nproc_per_node {gpus} -m" if gpus > 1 else "python -m"
-            # the job's own command (a retried rule's shell first checks its attempt with train.retry)
-            assert re.search(rf"(?<![\w-]){re.escape(launcher)} heavytail\.(?!train\.retry)", job["shell"]), job
+            # torchrun (its own options after the process count) or python; a retried rule's shell first checks
+            # its attempt with train.retry, which is not the job's own command
+            launcher = rf"torchrun --standalone --nproc_per_node {gpus}( --\S+ \S+)*" if gpus > 1 else "python"
+            assert re.search(rf"(?<![\w-]){launcher} -m heavytail\.(?!train\.retry)", job["shell"]), job
     set_resources = profile_settings()["set-resources"]
     for job in jobs:
         if job["rule"] in TRAINING_RULES:
@@ -325,7 +327,8 @@ def test_cancelled_training_job_is_resubmitted_and_resumes_from_its_checkpoint(s
     # the data prepared by the CI-DAG test stays valid although the preset's step counts changed
     reuse = ("--rerun-triggers", "mtime", "input")
     job = first_job_of(ci_workdir, "pretrain_bert", *targets, *reuse, "--profile", str(PROFILE), *ci_resources(2))
-    assert " torchrun --standalone --nproc_per_node 2 -m heavytail.train.pretrain " in job["shell"], job["shell"]
+    assert re.search(r" torchrun --standalone --nproc_per_node 2( --\S+ \S+)* -m heavytail\.train\.pretrain ",
+                     job["shell"]), job["shell"]
     run_dir = ci_workdir / Path(targets[0]).parent
     cmd = ["timeout", "-s", "INT", "400", str(VENV_BIN / "snakemake"), "-s", str(REPO / "Snakefile"),
            "-d", str(ci_workdir), *targets, "--profile", str(PROFILE), *ci_config(ci_workdir), *FAST_POLLING,
@@ -355,12 +358,14 @@ def test_cancelled_training_job_is_resubmitted_and_resumes_from_its_checkpoint(s
     resumed = RESUMED.search(Path(ci_workdir / job["log"]).read_text())
     assert resumed and 0 < int(resumed.group(1)) < int(resumed.group(2)), "the resubmitted job started over"
     interrupted = training_record(run_dir)
-    # the same job, uninterrupted, outside SLURM: its metrics must be identical
+    # the same job, uninterrupted, outside SLURM on as many processes (the local profile's two "GPUs"): its
+    # metrics must be identical (another world size sums the gradients in another order)
     shutil.move(run_dir, run_dir.with_name(run_dir.name + ".interrupted"))
+    two_processes = {**snakemake_env(), "HEAVYTAIL_LOCAL_GPUS": "2", "HEAVYTAIL_LOCAL_TRAIN_GPUS": "2"}
     local = subprocess.run([str(VENV_BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(ci_workdir),
-                            *targets, "--cores", "2", *ci_config(ci_workdir), *reuse, "--forcerun",
-                            "pretrain_bert"],
-                           cwd=REPO, capture_output=True, text=True, env=snakemake_env(), timeout=400)
+                            *targets, "--cores", "2", "--workflow-profile", str(REPO / "workflow/profiles/local"),
+                            *ci_config(ci_workdir), *reuse, "--forcerun", "pretrain_bert"],
+                           cwd=REPO, capture_output=True, text=True, env=two_processes, timeout=400)
     assert local.returncode == 0, local.stdout[-3000:] + local.stderr[-3000:]
     assert not RESUMED.search(Path(ci_workdir / job["log"]).read_text())
     assert training_record(run_dir) == interrupted

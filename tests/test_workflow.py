@@ -92,3 +92,19 @@ def test_console_script_lists_and_dispatches():
     helped = subprocess.run([sys.executable, "-m", "heavytail.cli", "report", "--help"], capture_output=True,
                             text=True)
     assert helped.returncode == 0 and "--config" in helped.stdout
+
+
+@pytest.mark.parametrize("profile, gpus", [("local", "0"), ("local", "2"), ("slurm", "8"), ("slurm", "1")])
+def test_profiles_parse_and_name_only_rules_that_exist(monkeypatch, profile, gpus):
+    """Every profile, with its GPU knob set either way, is valid YTE/YAML, and each rule it sizes is a rule."""
+    import yte
+
+    monkeypatch.setenv("HEAVYTAIL_LOCAL_GPUS", gpus)
+    monkeypatch.setenv("HEAVYTAIL_SLURM_GPUS", gpus)
+    with open(REPO / "workflow" / "profiles" / profile / "config.v8+.yaml") as handle:
+        settings = yte.process_yaml(handle, require_use_yte=True)
+    rules = set()
+    for smk in (REPO / "workflow" / "rules").glob("*.smk"):
+        rules |= set(re.findall(r"^(?:rule|use rule \w+ as) (\w+)", smk.read_text(), flags=re.M))
+    sized = set(settings.get("set-threads", {})) | set(settings.get("set-resources", {}))
+    assert sized and sized <= rules, sorted(sized - rules)

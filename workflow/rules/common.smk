@@ -153,10 +153,10 @@ def attempt_number(wildcards, attempt):
 
 
 def retried(command, record):
-    """The shell of a training rule: `command` (its log appended to, one segment per attempt), refused at once
+    """The shell of a training rule: `command` (its log holds one segment per attempt), refused at once
     when the previous attempt failed on its own (heavytail.train.retry), its exit code recorded in `record`.
     """
-    options = f"--attempt {{resources.attempt}} --record {record}"
+    options = f"--attempt {{resources.attempt}} --record {record} --log {{log}}"
     # torchrun reports a worker's requeue (exit 75) as 1: the engine leaves {record}.requeue to tell them apart,
     # and `record` exits with the attempt's code as it counts it
     # the shell outlives a SIGTERM to the job step (it waits for the training's checkpoint, then records)

@@ -9,7 +9,9 @@ other exit code) fails the same way on every 8-GPU allocation it is given. A tra
         HEAVYTAIL_REQUEUE_MARKER=FILE.requeue <training command> || code=$?
     python -m heavytail.train.retry record --attempt N --record FILE --exit $code   # exits with the code
 
-so that attempt N > 1 stops at once, with one line, when attempt N - 1 failed on its own. The check costs a
+so that attempt N > 1 stops at once, with one line, when attempt N - 1 failed on its own. Snakemake deletes a
+job's log before each attempt, so `record --log LOG` keeps the log so far beside the record (FILE.log) and
+`check --log LOG` writes it back first: the job's log holds every attempt, one segment each. The check costs a
 Python start without torch; the training command stays the shell's own child, so the signals of the job step
 reach it directly. torchrun reports a worker's exit 75 as 1: the marker the engine writes tells them apart.
 """
@@ -35,10 +37,16 @@ def attempts(record: Path) -> list[dict]:
     return [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
 
 
+def log_history(record: Path) -> Path:
+    """The job's log up to the end of the last recorded attempt (Snakemake's own copy is gone by the next)."""
+    return record.with_name(record.stem + ".log")
+
+
 def check(attempt: int, record: Path) -> str | None:
     """Why attempt `attempt` must not run (None: it may). Attempt 1 starts a new run of the job."""
     if attempt == 1:
         record.unlink(missing_ok=True)  # earlier runs of the job do not count
+        log_history(record).unlink(missing_ok=True)
         return None
     earlier = attempts(record)
     if earlier and earlier[-1]["exit"] not in RESUMABLE:
@@ -70,10 +78,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attempt", type=int, required=True, help="Snakemake's attempt number (1 = first)")
     parser.add_argument("--record", type=Path, required=True, help="file of the attempts' exit codes (JSONL)")
     parser.add_argument("--exit", type=int, default=0, help="record: the attempt's exit code")
+    parser.add_argument("--log", type=Path, help="the job's log: kept after `record`, restored first by `check`")
     args = parser.parse_args(argv)
+    history = log_history(args.record)
     if args.action == "record":
-        return record_exit(args.attempt, args.record, args.exit)
+        code = record_exit(args.attempt, args.record, args.exit)
+        if args.log and args.log.is_file():
+            history.write_bytes(args.log.read_bytes())
+        return code
     refusal = check(args.attempt, args.record)
+    if args.log and history.is_file():  # stdout is the log: the earlier attempts come first
+        sys.stdout.write(history.read_text(errors="replace"))
     if refusal:
         sys.stderr.write(f"heavytail: {refusal}\n")
         return 1
