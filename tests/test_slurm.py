@@ -200,7 +200,9 @@ def check_every_paper_experiment_is_queued(jobs: list[dict]) -> None:
 
 # budget target (heavytail.report.budget) -> the rule whose jobs run it
 BUDGET_RULES = {"pretrain depth": "pretrain_bert", "finetune_squad": "finetune_squad",
-                "train_vision": "train_vision", "measure_noise": "measure_noise"}
+                "train_vision": "train_vision", "measure_noise": "measure_noise",
+                "batch_size_sweep (": "sweep_batch_size", "batch_size_sweep noise": "measure_noise_batch_sizes",
+                "class_imbalance linear": "train_linear_softmax"}
 TRAINING_RULES = ("pretrain_bert", "finetune_squad", "train_vision")
 
 

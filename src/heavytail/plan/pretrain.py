@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from heavytail.constraints import FIG1A_OPTIMIZERS, TABLE2_OPTIMIZERS
+from heavytail.plan.explanations import frequency_groups_for
 from heavytail.plan.jobs import job_config
 from heavytail.plan.paths import MLM_DATA, PRETRAIN_METRICS, TUNE_CHOICE, fill
 
@@ -27,10 +28,12 @@ def snapshot_fractions(experiment: dict, model: str, optimizer: str, seed: int) 
 
 
 def pretrain_job(experiment: dict, scale: str, model: str, optimizer: str, seed: str | int) -> dict:
+    groups = frequency_groups_for(experiment, "pretrain", model)  # the base model's runs log the loss by frequency
     return job_config(experiment, "pretrain", model=model, optimizer=optimizer, seed=int(seed),
                       mlm_data=fill(MLM_DATA, scale=scale),
                       tuned_choice=tuned_choice(experiment, scale, optimizer),
-                      snapshot_fractions=snapshot_fractions(experiment, model, optimizer, int(seed)))
+                      snapshot_fractions=snapshot_fractions(experiment, model, optimizer, int(seed)),
+                      **({"frequency_groups": groups} if groups else {}))
 
 
 def tune_job(experiment: dict, scale: str, optimizer: str) -> dict:

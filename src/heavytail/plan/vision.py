@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from heavytail.constraints import FIG1B_OPTIMIZERS, FIG8_OPTIMIZERS
+from heavytail.plan.explanations import frequency_groups_for
 from heavytail.plan.jobs import job_config
 from heavytail.plan.paths import IMAGES_MANIFEST, VISION_METRICS, VISION_RUN, fill
 
@@ -20,8 +21,9 @@ def metrics(experiment: dict, model: str, optimizers=None) -> list[str]:
 
 
 def vision_job(experiment: dict, scale: str, model: str, optimizer: str, seed: str | int) -> dict:
+    groups = frequency_groups_for(experiment, "vision", model)  # the class-balanced control of the frequency groups
     return job_config(experiment, "vision", model=model, optimizer=optimizer, seed=int(seed),
-                      manifest=fill(IMAGES_MANIFEST, scale=scale))
+                      manifest=fill(IMAGES_MANIFEST, scale=scale), **({"frequency_groups": groups} if groups else {}))
 
 
 def fig1b_runs(experiment: dict) -> list[str]:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from heavytail.config import REPO_ROOT, load_job_config, resolve_job_config
 from heavytail.io import atomic_path
-from heavytail.report import aggregate, paper_check, sections, verdicts
+from heavytail.report import aggregate, explanations_section, paper_check, sections, verdicts
 from heavytail.report.artifacts import PAPER_ARTIFACTS
 
 TEMPLATES = REPO_ROOT / "reports" / "templates"
@@ -119,6 +119,9 @@ def render(cfg: dict, out_path: Path, results_dir: Path | None = None, tables_di
         jobs_html=sections.frame_html(tables.get("jobs"), ["job", "s", "max_rss", "max_uss", "cpu_time",
                                                           "mean_load"]),
         resolved_config=json.dumps(cfg, indent=2, sort_keys=True),
+        # the later explanations' own section (reports/templates/explanations.html.j2)
+        explanations=explanations_section.section(paper, tables, scale, out_dir, cfg.get("artifacts", {})),
+        fmt=explanations_section.fmt,
     )
     with atomic_path(out_path) as tmp:
         tmp.write_text(html)
