@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
 from pathlib import Path
 
 from conftest import tiny_job
@@ -10,11 +12,16 @@ from heavytail.io import write_json, write_jsonl
 
 # the tiny experiment's data sections, as a report job receives them
 TINY_DATA = tiny_job("report")["data"]
+# (output, log) templates as report.smk passes them from the rules (a wildcard rule and a concrete one)
+JOB_LOGS = [["results/{scale}/pretrain/{model}/{optimizer}/seed{seed}/metrics.jsonl",
+             "logs/{scale}/pretrain/{model}/{optimizer}/seed{seed}.log"],
+            ["results/tiny/noise/bert/wiki/step0/summary.json", "logs/tiny/noise/measure_noise_bert.log"]]
 
 
 def write_run(results: Path, stage: str, model: str, optimizer: str, seed: int, final: dict,
-              diverged_at: int | None = None, layers: int | None = None) -> Path:
-    """A training run as the engine leaves it: metrics.jsonl (train, validation, status rows) and run.json."""
+              diverged_at: int | None = None, layers: int | None = None, logs: Path | None = None) -> Path:
+    """A training run as the engine leaves it: metrics.jsonl (train, validation, status rows), run.json,
+    resolved_config.json, and with `logs` (logs/<scale>) a pretraining job's log where its rule puts it."""
     run_dir = results / stage / model / optimizer / f"seed{seed}"
     rows = [{"split": "validation", "step": 0, **{k: v * 1.5 for k, v in final.items()}},
             {"split": "train", "step": 10, "loss": 3.0, "lr": 1e-3, "grad_norm": 1.0, "it_per_s": 5.0}]
@@ -26,6 +33,11 @@ def write_run(results: Path, stage: str, model: str, optimizer: str, seed: int, 
     rows.append({"split": "status", "step": 20 if diverged_at is None else diverged_at - 1, "status": status,
                  "diverged_at_step": diverged_at})
     write_jsonl(run_dir / "metrics.jsonl", rows)
+    (run_dir / "resolved_config.json").write_text(json.dumps({"seed": seed}))
+    if logs is not None and stage == "pretrain":
+        log = logs / stage / model / optimizer / f"seed{seed}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(f"step 20/20 loss {final.get('loss')}\n")
     # the entry point's record_run writes status ok for a diverged run (it exits 0); the status row says more
     write_json(run_dir / "run.json", {"status": "ok", "wall_time_s": 12.5, "peak_rss_mb": 900.0,
                                       "git_commit": "abc123def4567890", "packages": {"torch": "2.14.1"},
@@ -63,16 +75,18 @@ def make_results(root: Path, scale: str = "tiny", with_figure: bool = True) -> d
     Returns the artifacts dict (name -> file) that the render rule would pass.
     """
     results = root / "results" / scale
+    logs = root / "logs" / scale
     for i, (model, layers) in enumerate((("bert_l1", 1), ("bert_l2", 2), ("bert_l4", 4))):
         for seed in (0, 1, 2):
             jitter = 0.01 * seed
-            write_run(results, "pretrain", model, "adam", seed, mlm(5.0 - i + jitter, 0.30 + 0.05 * i), layers=layers)
+            write_run(results, "pretrain", model, "adam", seed, mlm(5.0 - i + jitter, 0.30 + 0.05 * i), layers=layers,
+                      logs=logs)
             write_run(results, "pretrain", model, "acclip", seed, mlm(4.9 - i + jitter, 0.31 + 0.05 * i),
-                      layers=layers)
+                      layers=layers, logs=logs)
     for seed in (0, 1, 2):
         write_run(results, "pretrain", "bert_l2", "sgdm", seed, mlm(6.0 + 0.01 * seed, 0.2),
-                  diverged_at=7 if seed == 2 else None, layers=2)
-        write_run(results, "pretrain", "bert_l2", "gclip", seed, mlm(5.5 + 0.01 * seed, 0.25), layers=2)
+                  diverged_at=7 if seed == 2 else None, layers=2, logs=logs)
+        write_run(results, "pretrain", "bert_l2", "gclip", seed, mlm(5.5 + 0.01 * seed, 0.25), layers=2, logs=logs)
         for model in ("bert_l1", "bert_l2"):
             write_run(results, "squad", model, "adam", seed, {"loss": 2.0, "exact_match": 20.0 + seed,
                                                               "f1": 30.0 + seed})
@@ -93,6 +107,8 @@ def make_results(root: Path, scale: str = "tiny", with_figure: bool = True) -> d
         write_noise(results, model, data, step, alpha, fraction=step / 100,
                     variance_range=0.3 if (model, data) == ("bert", "wiki") else 0.01)
     write_noise(results, "alexnet", "fashion_mnist", 0, (2.1, 1.9, 2.3), coordinate=1.4)
+    (logs / "noise").mkdir(parents=True, exist_ok=True)
+    (logs / "noise" / "measure_noise_bert.log").write_text("measured bert/wiki/step0\n")
     theory = results / "theory"
     theory.mkdir(parents=True, exist_ok=True)
     (theory / "table1.csv").write_text(
@@ -139,3 +155,33 @@ def make_results(root: Path, scale: str = "tiny", with_figure: bool = True) -> d
         artifacts["fig3"] = str(results / "figures" / "fig3.png")
     artifacts["table1"] = str(theory / "table1.csv")
     return artifacts
+
+
+@lru_cache(maxsize=1)
+def paper_check_json() -> str:
+    """reports/paper_check.json as its CLI writes it (the rules on the paper's own values: they read no results)."""
+    import tempfile
+
+    from heavytail.report import paper_check
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paper_check.main(["--out", f"{tmp}/paper_check.json"])
+        return Path(f"{tmp}/paper_check.json").read_text()
+
+
+def build_report(root: Path, scale: str = "tiny", scales_page: bool = True) -> dict:
+    """The report of constructed results as the DAG builds it (aggregate, judge, render); cwd must be `root`.
+
+    The check on the paper's own values runs once per test process (it reads no results)."""
+    from heavytail.report import aggregate, judge, render
+
+    artifacts = make_results(root, scale)
+    check = root / "reports" / "paper_check.json"
+    check.parent.mkdir(parents=True, exist_ok=True)
+    check.write_text(paper_check_json())
+    cfg = {"scale": scale, "data": TINY_DATA, "artifacts": artifacts, "job_logs": JOB_LOGS,
+           **({"scales_page": "reports/index.html"} if scales_page else {})}
+    aggregate.main(["--config", json.dumps({"scale": scale, "data": TINY_DATA}), "--out", f"results/{scale}/tables"])
+    judge.main(["--config", json.dumps(cfg), "--paper-check", str(check), "--out", f"reports/{scale}/verdicts.json"])
+    done = render.render(cfg, Path("reports") / scale / "index.html")
+    return {"cfg": cfg, **done}

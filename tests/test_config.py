@@ -39,7 +39,7 @@ def test_paper_is_config_yaml_itself_and_tiny_changes_it():
     paper = load_config(REPO / "config.yaml", {"scale": "paper"})
     assert paper["pretrain"]["models"].keys() == BASE["pretrain"]["models"].keys()
     tiny = load_config(REPO / "config.yaml")
-    assert tiny["pretrain"]["train"]["steps"] == 2000 and paper["pretrain"]["train"]["steps"] == 900000
+    assert tiny["pretrain"]["train"]["steps"] < paper["pretrain"]["train"]["steps"] == 1_000_000
     # a scale's deep-merged block keeps the paper's other values ...
     assert tiny["pretrain"]["mask_probability"] == paper["pretrain"]["mask_probability"]
     # ... but maps keyed by label are replaced whole: no paper model leaks into tiny

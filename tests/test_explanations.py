@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from heavytail.plan.pretrain import pretrain_job
 from heavytail.plan.vision import vision_job
 from heavytail.report import explanations as aggregate
 from heavytail.report import paper_check, verdicts
-from heavytail.report.explanations_section import explanation_status, section
+from heavytail.report.explanations_section import explanation_status, judge, section
 from heavytail.train.sweep import WIDEN_LIMIT, tune_then_repeat
 
 TINY = load_config(REPO / "config.yaml")
@@ -221,7 +222,8 @@ def test_the_section_judges_every_later_claim_and_copies_the_figures(tmp_path):
         frame.to_csv(tmp_path / f"{name}.csv", index=False)
     batch_size_sweep(tmp_path, png)
     class_imbalance(tmp_path, tmp_path / "figures" / "class_imbalance.png")
-    out = section(verdicts.load_paper(), tables, "tiny", tmp_path / "report", {"batch_size_sweep": str(png)})
+    judged = judge(verdicts.load_paper(), tables, "tiny")
+    out = section(json.loads(json.dumps(judged)), tables, tmp_path / "report", {"batch_size_sweep": str(png)})
     assert [v["id"] for v in out["verdicts"]] == [c["id"] for c in LATER["claims"]]
     assert (tmp_path / "report" / "figures" / "batch_size_sweep.png").is_file()
     status = {e["name"]: e["status"] for e in out["summary"]}

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from test_optim import reference_acclip
+from test_optim import assert_all_close, reference_acclip, run_optimizer, run_reference
 
 from heavytail.optim import OPTIMIZER_NAMES, ACClip, build_optimizer
 
@@ -77,6 +77,28 @@ def test_fused_matches_reference_and_does_not_recompile_on_schedule():
     for p, r in zip(params, reference[0], strict=True):
         torch.testing.assert_close(p.detach().double(), r, rtol=1e-5, atol=1e-6)
     assert set(opt.state[params[0]]) == {"step", "exp_avg", "clip_moment"}
+
+
+FUSED_CASES = [
+    pytest.param({"alpha": 1.0, "weight_decay": 0.01, "normalize": False}, id="alpha1-wd-plain"),
+    pytest.param({"alpha": 1.5, "weight_decay": 0.01, "normalize": True}, id="alpha1.5-wd-norm"),
+    pytest.param({"alpha": 2.0, "weight_decay": 0.0, "normalize": False}, id="alpha2-plain"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", FUSED_CASES)
+def test_fused_matches_reference_in_float64(case):
+    """Fused float64 equals the reference as the eager paths do: two groups, a scalar, a frozen and an empty group.
+
+    Dynamo's own recompile limit is set to 1 here: each group is one compiled entry, and past the limit a
+    fullgraph compile is a hard error, so the fused path must raise the limit for itself.
+    """
+    kwargs = {"lr": 0.05, "betas": (0.9, 0.99), "eps": 1e-5, **case}
+    with torch._dynamo.config.patch(recompile_limit=1):
+        actual = run_optimizer(ACClip, {**kwargs, "fused": True}, {"lr": 0.02}, steps=8)
+    expected = run_reference(reference_acclip, kwargs, {"lr": 0.02}, steps=8)
+    assert_all_close(actual, expected, rtol=1e-10, atol=1e-12)
 
 
 def test_import_is_torch_only_and_default_never_compiles():

@@ -1,15 +1,19 @@
-"""The report: aggregation (a diverged run, the two losses of NSP), the paper's tables beside ours, rendering, budget."""
+"""The report: aggregation, the paper's tables beside ours, the scoreboard and its evidence, provenance, budget."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
-from report_fixtures import TINY_DATA, make_results, write_run
+from report_fixtures import build_report, make_results, paper_check_json, write_run
 
-from heavytail.report import aggregate, budget, render, verdicts
-from heavytail.report.artifacts import PAPER_ARTIFACTS
+from heavytail.io import read_json, write_json
+from heavytail.report import aggregate, budget, evidence, provenance, render, scales, sections, verdicts
+from heavytail.report.artifacts import PAPER_ARTIFACTS, display_name
 
 
 # --- aggregation ------------------------------------------------------------------------------------------------
@@ -51,7 +55,7 @@ def test_paper_tables_show_one_row_per_acclip_reading():
                          "final_val_loss": [5.0, 5.2, 4.9], "final_mlm_accuracy": [0.1, 0.09, 0.12]})
     table = paper_comparison(paper["table2"], ours, paper["readings"])
     rows = {(r["optimizer"], r["size"]): r for r in table["rows"]}
-    assert [r["optimizer"] for r in table["rows"][::3]] == ["adam", "acclip", "acclip_normalized"]
+    assert [r["optimizer"] for r in table["rows"][:3]] == ["adam", "acclip", "acclip_normalized"]  # per size
     normalised = rows[("acclip_normalized", "BERT-base 6 layers")]
     assert normalised["reading"] == "normalised variant, at the paper's lr 1e-4" and normalised["n"] == 1
     assert [c["ours"] for c in normalised["cells"]] == ["4.9", "12"]  # beside the paper's ACClip: 1.877, 63.85
@@ -88,15 +92,24 @@ def test_aggregate_cli_collects_every_kind_of_file(tmp_path, monkeypatch):
 
 
 # --- rendering --------------------------------------------------------------------------------------------------
-def test_render_gives_every_claim_a_verdict_and_lists_pending_artifacts(tmp_path, monkeypatch):
-    artifacts = make_results(tmp_path)
-    monkeypatch.chdir(tmp_path)
-    cfg = {"scale": "tiny", "data": TINY_DATA, "artifacts": artifacts}
-    aggregate.main(["--config", json.dumps(cfg), "--out", "results/tiny/tables"])
-    judged = render.render(cfg, tmp_path / "reports" / "tiny" / "index.html")
-    html = (tmp_path / "reports" / "tiny" / "index.html").read_text()
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory):
+    """The report of the constructed results, built once for the tests below (aggregate, judge, render)."""
+    root = tmp_path_factory.mktemp("report")
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        done = build_report(root)
+    finally:
+        os.chdir(cwd)
+    html = (root / "reports" / "tiny" / "index.html").read_text()
+    return {"root": root, "html": html, "verdicts": read_json(root / "reports" / "tiny" / "verdicts.json"), **done}
+
+
+def test_render_gives_every_claim_a_verdict_and_lists_pending_artifacts(tiny_report):
+    html, judged = tiny_report["html"], tiny_report["verdicts"]["claims"]
     claims = verdicts.load_paper()["claims"]
-    assert [v["id"] for v in judged] == [c["id"] for c in claims]
+    assert sorted(v["id"] for v in judged) == sorted(c["id"] for c in claims)
     for claim in claims:
         assert f'id="claim-{claim["id"]}"' in html
     by_id = {v["id"]: v for v in judged}
@@ -113,24 +126,167 @@ def test_render_gives_every_claim_a_verdict_and_lists_pending_artifacts(tmp_path
     assert [p["part"] for p in noise_claim["parts"]] == ["batch_size=32"]
     assert {p["part"] for p in noise_claim["evidence"]} == {"batch_size=32, group=all",
                                                             "batch_size=32, group=attention"}
-    assert "at tiny scale" in by_id["adam_beats_sgdm_bert"]["label"]
     assert all(v["verdict"] != verdicts.NOT_RUN for v in judged), [v["id"] for v in judged if v["verdict"] == "not run"]
-    assert "The rules on the paper's own numbers:\n  pass." in html
+    counts = tiny_report["verdicts"]["counts"]
+    assert sum(counts.values()) == len(claims) and f"{counts['reproduced']} reproduced</span>" in html
+    assert 'the rules on the paper\'s own numbers: <a href="#paper-check">pass</a>' in html
     assert "acclip_normalized" in html and "printed rule, at its tuned lr" in html  # Table 2/3 rows per reading
-    for name in set(PAPER_ARTIFACTS) - set(artifacts):
-        assert f"<td>{name}</td>" in html  # pending artifacts are listed without a link
-    assert html.count("pending: not implemented yet") == len(set(PAPER_ARTIFACTS) - set(artifacts))
-    assert "<strong>diverged</strong>" in html and "sgdm" in html
+    for name in set(PAPER_ARTIFACTS) - set(tiny_report["cfg"]["artifacts"]) - {"table2", "table3"}:
+        assert f'<figure id="{name}">' in html or f'<section id="{name}">' in html
+    assert html.count("pending: needs the") == len({n for n in PAPER_ARTIFACTS if n.startswith("fig")}
+                                                   - set(tiny_report["cfg"]["artifacts"]))
+    assert "bert_l2/sgdm/seed2</code> diverged at step 7" in html
     assert "1.907" in html and "76.85 ± 0.34" in html  # the paper's numbers beside ours
-    assert "Scale: tiny." in html and "not SQuAD" in html
-    assert (tmp_path / "reports" / "tiny" / "figures" / "fig3.png").is_file()
-    assert (tmp_path / "reports" / "tiny" / "verdicts.csv").is_file()
+    assert "tiny scale</strong>" in html and "not SQuAD" in html
+    out = tiny_report["root"] / "reports" / "tiny"
+    for name in ("figures/fig3.png", "tables/table1.csv", "verdicts.csv", "provenance.json", "report_config.json"):
+        assert (out / name).is_file(), name
 
 
-def test_render_with_no_results_marks_every_claim_not_run(tmp_path, monkeypatch):
+def test_the_scoreboard_is_sorted_by_artifact_and_draws_every_claim(tiny_report):
+    html = tiny_report["html"]
+    ids = re.findall(r'<details class="claim[^"]*" id="claim-([\w]+)"', html)
+    order = list(PAPER_ARTIFACTS)
+    by_id = {c["id"]: c for c in verdicts.load_paper()["claims"]}
+    ranks = [order.index(by_id[i]["figure"]) for i in ids]
+    assert ranks == sorted(ranks) and len(ids) == len(by_id)
+    assert html.count('<svg class="forest"') == len(ids)
+    for claim in by_id.values():
+        assert claim["short"] in html and len(claim["short"].split()) <= 10, claim["id"]
+
+
+def test_every_caption_names_the_papers_panel_and_what_it_shows(tiny_report):
+    for name in PAPER_ARTIFACTS:
+        text = (Path(render.CAPTIONS) / f"{name}.rst").read_text()
+        first = text.split("; ", 1)
+        assert text.startswith(f"**Paper's {display_name(name)}** ("), name
+        assert len(first) == 2 and re.match(r"the paper's (panels?|table) (shows?|gives)", first[1]), name
+        assert f"Paper's {display_name(name)}</strong>" in tiny_report["html"]  # the same text in the HTML report
+
+
+def test_outside_details_the_page_stays_short(tiny_report):
+    assert tiny_report["words"] == render.visible_words(tiny_report["html"]) <= 2500
+
+
+def test_visible_words_count_summaries_but_not_closed_details():
+    html = ("<html><head><title>two words</title><style>a { b }</style></head><body><p>one two three</p>"
+            "<details><summary>four five</summary><p>hidden words here</p><details><summary>hidden too</summary>"
+            "</details></details><svg><title>tooltip</title><text>six</text></svg><br>seven</body></html>")
+    assert render.visible_words(html) == 7
+
+
+def test_evidence_links_the_runs_logs_and_configs(tiny_report):
+    claim = next(c for c in tiny_report["verdicts"]["claims"] if c["id"] == "adam_beats_sgdm_bert")
+    runs = {r["name"]: r["links"] for r in claim["runs"]}
+    assert len(runs) == 9 + 3  # every adam run and every sgdm run the claim's groups read
+    assert runs["pretrain/bert_l2/sgdm/seed0"] == {
+        "log": "logs/tiny/pretrain/bert_l2/sgdm/seed0.log",
+        "resolved_config.json": "results/tiny/pretrain/bert_l2/sgdm/seed0/resolved_config.json",
+        "run.json": "results/tiny/pretrain/bert_l2/sgdm/seed0/run.json"}
+    html = tiny_report["html"]
+    assert 'href="../../logs/tiny/pretrain/bert_l2/sgdm/seed0.log"' in html
+    noise = next(c for c in tiny_report["verdicts"]["claims"] if c["id"] == "bert_noise_nonstationary_resnet_stationary")
+    assert {r["name"]: r["links"].get("log") for r in noise["runs"]}["noise/bert/wiki/step0/summary.json"] == \
+        "logs/tiny/noise/measure_noise_bert.log"
+
+
+def test_log_of_fills_the_rules_templates():
+    logs = [["results/{scale,tiny}/squad/{model}/{optimizer}/seed0/scores.json", "logs/{scale}/squad/{model}/{optimizer}.log"],
+            ["results/tiny/noise/bert/x/summary.json", "logs/tiny/noise/measure_noise_bert.log"],
+            ["results/{scale}/theory/table1.csv", "logs/{scale}/theory/{name}.log"]]
+    assert evidence.log_of("results/tiny/squad/bert_L1/adam/seed0", logs) == "logs/tiny/squad/bert_L1/adam.log"
+    assert evidence.log_of("results/tiny/noise/bert/x/summary.json", logs) == "logs/tiny/noise/measure_noise_bert.log"
+    assert evidence.log_of("results/tiny/theory/table1.csv", logs) is None  # the log names a wildcard it lacks
+    assert evidence.log_of("results/tiny/vision/resnet/adam/seed0", logs) is None
+
+
+def test_provenance_names_the_resolved_revisions_or_what_ships_the_data(tmp_path):
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    data = tmp_path / "data"
+    write_json(data / "corpus" / "stats.json", {"source": {
+        "kind": "hf_wikipedia_bookcorpus", "wikipedia": {"path": "wikimedia/wikipedia", "revision": sha, "local": False},
+        "bookcorpus": {"path": "/data/bookcorpus", "revision": None, "local": True}}})
+    write_json(data / "tokenizer" / "tokenizer_stats.json", {"kind": "pretrained", "source": {
+        "path": "bert-base-uncased", "revision": sha[::-1], "local": False}})
+    write_json(data / "qa" / "stats.json", {"source": {"kind": "squad_v1", "path": "rajpurkar/squad", "revision": sha}})
+    rows = {r["data"]: r["source"] for r in provenance.data_revisions(tmp_path, {})}
+    assert rows == {"text: wikipedia": f"wikimedia/wikipedia @ {sha}",
+                    "text: bookcorpus": "local folder /data/bookcorpus (not a git checkout)",
+                    "tokenizer": f"bert-base-uncased @ {sha[::-1]}", "QA": f"rajpurkar/squad @ {sha}"}
+    write_json(data / "corpus" / "stats.json", {"source": {"kind": "gensim_wiki"}})
+    write_json(data / "images" / "manifest.json", {"source": {"kind": "fashion_mnist"}})
+    tiny = {r["data"]: r["source"] for r in provenance.data_revisions(tmp_path, {"gensim": "4.4.0"})}
+    assert tiny["text"].startswith("shipped in package gensim 4.4.0") and "dataset-fashion-mnist" in tiny["images"]
+
+
+def test_provenance_table_counts_commits_and_stage_times(tiny_report):
+    root = tiny_report["root"]
+    jobs = provenance.record(root / "results" / "tiny")
+    table = provenance.summary(root / "results" / "tiny", jobs)
+    assert table["commits"] == [{"commit": "abc123def456", "jobs": len(jobs)}]
+    assert table["packages"] == {"torch": "2.14.1"} and table["hardware"]["cpu"] == "Test CPU"
+    stages = {s["stage"]: s for s in table["stages"]}
+    assert stages["pretrain"]["jobs"] == 9 * 2 + 3 * 2 and stages["pretrain"]["seconds"] == pytest.approx(12.5 * 24)
+    assert all("config" not in j for j in jobs)  # the full record links configs, it does not repeat them
+    html = tiny_report["html"]
+    assert '<a href="provenance.json">provenance.json</a>' in html and "<pre>" not in html
+
+
+def test_table1_puts_the_papers_rate_ours_and_the_difference_side_by_side():
+    theory = pd.DataFrame({"experiment": ["strongly_convex", "strongly_convex", "strongly_convex", "appendix_a"],
+                           "method": ["gclip", "gclip", "sgd", "sgd"], "threshold": ["proof", "proof", None, None],
+                           "noise": "pareto", "alpha": [1.5, 2.0, 1.5, 1.2],
+                           "measured_slope": [-0.70, -0.98, -0.4, 0.2], "theory_slope": [-2 / 3, -1.0, None, None]})
+    table = sections.table1_comparison(theory)
+    assert table["alphas"] == ["1.5", "2"]
+    gclip, sgd = table["rows"]
+    assert (gclip["method"], gclip["threshold"], gclip["span"], sgd["span"]) == ("gclip", "proof", 2, 0)
+    assert gclip["cells"][0] == {"paper": "-0.667", "ours": "-0.7", "delta": "-0.033"}
+    assert sgd["cells"][0]["paper"] == "N/A" and sgd["cells"][1] == {"paper": "–", "ours": "–", "delta": "–"}
+
+
+def test_the_page_of_all_scales_puts_their_scoreboards_side_by_side(tiny_report, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    judged = render.render({"scale": "tiny", "data": TINY_DATA}, tmp_path / "out" / "index.html")
-    assert {v["verdict"] for v in judged} == {verdicts.NOT_RUN}
+    tiny = tiny_report["verdicts"]
+    small = {**tiny, "scale": "small", "claims": [{**c, "verdict": verdicts.INCONCLUSIVE} for c in tiny["claims"]]}
+    write_json(tmp_path / "reports" / "tiny" / "verdicts.json", tiny)
+    write_json(tmp_path / "reports" / "small" / "verdicts.json", small)
+    done = scales.render_scales([Path("reports/small/verdicts.json"), Path("reports/tiny/verdicts.json")],
+                                Path("reports/index.html"))
+    assert done["scales"] == ["tiny", "small"]  # in the order of the scales, not of the arguments
+    html = (tmp_path / "reports" / "index.html").read_text()
+    claims = verdicts.load_paper()["claims"]
+    assert html.count('<td class="cell">') == 2 * len(claims) and html.count('<svg class="forest"') == 2 * len(claims)
+    assert html.index("<th>tiny</th>") < html.index("<th>small</th>")
+    row = html[html.index('id="claim-adam_beats_sgdm_bert"'):]
+    row = row[:row.index("</tr>")]
+    assert row.index('href="tiny/index.html#claim-adam_beats_sgdm_bert"') < row.index(">reproduced<") \
+        < row.index('href="small/index.html#claim-adam_beats_sgdm_bert"') < row.index(">inconclusive<")
+
+
+def test_with_no_results_every_claim_is_not_run_and_the_report_still_renders(tmp_path, monkeypatch):
+    from report_fixtures import TINY_DATA
+
+    from heavytail.report import judge
+
+    monkeypatch.chdir(tmp_path)
+    cfg = json.dumps({"scale": "tiny", "data": TINY_DATA})
+    (tmp_path / "paper_check.json").write_text(paper_check_json())
+    judge.main(["--config", cfg, "--paper-check", "paper_check.json", "--out", "out/verdicts.json"])
+    assert {c["verdict"] for c in read_json(tmp_path / "out" / "verdicts.json")["claims"]} == {verdicts.NOT_RUN}
+    done = render.render(json.loads(cfg), tmp_path / "out" / "index.html")
+    html = (tmp_path / "out" / "index.html").read_text()
+    assert done["claims"] == len(verdicts.load_paper()["claims"]) and html.count("no estimate") == done["claims"]
+    assert "No theory results at this scale yet" in html and "no job yet" in html
+
+
+def test_the_paper_check_cli_writes_each_claims_own_parts():
+    check = json.loads(paper_check_json())
+    assert check["passed"] and len(check["results"]) == len(verdicts.load_paper()["claims"])
+    table2 = next(r for r in check["results"] if r["id"] == "acclip_loss_below_adam_every_depth")
+    # the paper's Table 2 gaps (Adam - ACClip) at 12, 6 and 24 layers: the ◇ marks of the claim's forest plot
+    assert not table2["synthetic"] and [round(p["difference"], 3) for p in table2["parts"]] == [0.103, 0.03, 0.019]
+    assert next(r for r in check["results"] if r["id"] == "adam_beats_sgdm_bert")["synthetic"]
 
 
 # --- budget -----------------------------------------------------------------------------------------------------

@@ -59,6 +59,7 @@ def job(tmp_path_factory) -> dict:
     prepare_mlm_data(root / "corpus", root / "tokenizer", root / "mlm", max_seq_length=32)
     job = tiny_job("pretrain", {
         "max_seq_length": 32, "max_predictions_per_seq": 5, "nsp": False, "validation_sequences": 32,
+        "long_phase": None,  # one phase: tests/test_phases.py covers the second
         "train": {"steps": 40, "batch_size": 16, "log_every": 5, "eval_every": 10, "checkpoint_every": 10,
                   "schedule": {"warmup_fraction": 0.1}},
     }, mlm_data=str(root / "mlm"), model="bert_L1", optimizer="adam", seed=0)

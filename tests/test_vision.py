@@ -95,6 +95,7 @@ def vision_cfg(manifest: Path) -> dict:
 def _vision_job(manifest: Path) -> dict:
     return {"manifest": str(manifest), "model": "resnet", "optimizer": "sgdm", "seed": 0, "loader": "memory",
             "crop_padding": 2, "eval_batch_size": 7, "log_every": 2, "device": "cpu", "seeds": [0],
+            "tune": {"fraction": 0.5, "seed": 0, "lr_factors": [0.5, 1.0, 2.0]},
             "optimizers": {"sgdm": {"name": "sgdm", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4}},
             "models": {"resnet": {"arch": "resnet_narrow", "width": 4, "stem_stride": 1, "batch_size": 6,
                                   "optimizers": ["sgdm"], "steps": 6, "eval_every": 3, "checkpoint_every": 2,

@@ -34,9 +34,10 @@ def _commands_by_rule(workdir, *args) -> dict[str, list[str]]:
     assert result.returncode == 0, result.stderr[-2000:]
     commands: dict[str, list[str]] = {}
     for line in result.stdout.splitlines():
-        match = re.search(r"python -m heavytail\.([\w.]+) ", line.strip())
-        if match:
-            commands.setdefault(match.group(1), []).append(line.strip())
+        # a training rule's line holds the retry guard's commands too: key it by the entry point it runs
+        modules = [m for m in re.findall(r"-m heavytail\.([\w.]+) ", line.strip()) if m != "train.retry"]
+        if modules:
+            commands.setdefault(modules[0], []).append(line.strip())
     return commands
 
 

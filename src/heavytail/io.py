@@ -97,3 +97,15 @@ def content_digest(*paths: str | os.PathLike) -> str:
                 h.update(chunk)
     return h.hexdigest()[:16]
 
+
+def finite_json(obj: Any) -> Any:
+    """`obj` with every non-finite float written as None: JSON has no infinity (a diverged point's loss)."""
+    import math
+
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [finite_json(v) for v in obj]
+    return obj

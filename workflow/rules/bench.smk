@@ -69,6 +69,32 @@ use rule bench_optimizer as bench_pretrain with:
         ),
 
 
+# packing the MLM corpus: peak memory at 1x and 10x the corpus (flat: counted in chunks, compact dtypes)
+use rule bench_optimizer as bench_packing with:
+    output:
+        PATHS.BENCH.format(name="packing"),
+    log:
+        "logs/bench/bench_packing.log",
+    benchmark:
+        "benchmarks/bench/bench_packing.tsv"
+    params:
+        module="packing",
+        cfg=stage_config("bench"),
+
+
+# JPEG decoding for the ImageNet loaders: images per second per core, torchvision.io against PIL
+use rule bench_optimizer as bench_decode with:
+    output:
+        PATHS.BENCH.format(name="decode"),
+    log:
+        "logs/bench/bench_decode.log",
+    benchmark:
+        "benchmarks/bench/bench_decode.tsv"
+    params:
+        module="decode",
+        cfg=stage_config("bench"),
+
+
 rule bench:
     input:
         plan_artifacts.bench_outputs(),

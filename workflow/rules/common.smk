@@ -15,6 +15,7 @@ from heavytail.config import (
     read_yaml,
 )  # noqa: E402
 from heavytail.constraints import check_experiment  # noqa: E402
+from heavytail.data.hub import use_project_hf_home  # noqa: E402
 from heavytail.errors import ConfigError  # noqa: E402
 from heavytail.plan import artifacts as plan_artifacts  # noqa: E402
 from heavytail.plan import noise as plan_noise  # noqa: E402
@@ -79,6 +80,9 @@ if _problems:
     stop(_problems)
 
 SCALE = EXPERIMENT["scale"]
+# every job, on the submit host and on compute nodes alike (the job's Snakemake parses this file there too),
+# reads and writes Hugging Face files in the project's cache, never in ~/.cache
+use_project_hf_home(EXPERIMENT["paths"])
 ARTIFACTS = plan_artifacts.artifacts(EXPERIMENT)
 
 
@@ -123,6 +127,15 @@ TORCHRUN = (
 )
 
 
+def constant_param(value):
+    """A params function returning `value` as it is (a string param's {wildcards} would be filled)."""
+
+    def param(wildcards):
+        return value
+
+    return param
+
+
 def launcher(wildcards, resources):
     """`torchrun` with one process per GPU when the profile gives the job more than one GPU."""
     gpus = int(resources.get("gpu", 0))
@@ -144,10 +157,14 @@ def retried(command, record):
     when the previous attempt failed on its own (heavytail.train.retry), its exit code recorded in `record`.
     """
     options = f"--attempt {{resources.attempt}} --record {record}"
+    # torchrun reports a worker's requeue (exit 75) as 1: the engine leaves {record}.requeue to tell them apart,
+    # and `record` exits with the attempt's code as it counts it
+    # the shell outlives a SIGTERM to the job step (it waits for the training's checkpoint, then records)
     return (
-        f"python -m heavytail.train.retry check {options} >> {{log}} 2>&1 && {command} >> {{log}} 2>&1"
-        f" || code=$?; python -m heavytail.train.retry record {options} --exit ${{{{code:-0}}}};"
-        " exit ${{code:-0}}"
+        "trap true TERM USR1; "
+        f"python -m heavytail.train.retry check {options} >> {{log}} 2>&1 &&"
+        f" HEAVYTAIL_REQUEUE_MARKER={record}.requeue {command} >> {{log}} 2>&1 || code=$?;"
+        f" python -m heavytail.train.retry record {options} --exit ${{{{code:-0}}}}"
     )
 
 

@@ -27,7 +27,10 @@ rule sweep_batch_size:
     benchmark:
         "benchmarks/{scale}/explanations/sweep_batch_size/{optimizer}_bs{batch_size}.tsv"
     wildcard_constraints:
-        optimizer="|".join(sorted({o for o, _ in plan_explanations.sweep_cells(EXPERIMENT)})) or "none",
+        optimizer="|".join(
+            sorted({o for o, _ in plan_explanations.sweep_cells(EXPERIMENT)})
+        )
+        or "none",
         batch_size=r"\d+",
     conda:
         "../../envs/train.yaml"
@@ -125,7 +128,12 @@ rule plot_batch_size_sweep:
     input:
         **plan_explanations.tables(EXPERIMENT, "batch_size_sweep"),
     output:
-        png=named(PATHS.FIGURE, "batch_size_sweep"),
+        png=report(
+            named(PATHS.FIGURE, "batch_size_sweep"),
+            caption="../../reports/captions/batch_size_sweep.rst",
+            category="Beyond the paper",
+            labels={"figure": "batch_size_sweep", "scale": "{scale}"},
+        ),
         svg=named(PATHS.FIGURE_SVG, "batch_size_sweep"),
     log:
         "logs/{scale}/explanations/plot_batch_size_sweep.log",
@@ -144,7 +152,12 @@ use rule plot_batch_size_sweep as plot_class_imbalance with:
     input:
         **plan_explanations.tables(EXPERIMENT, "class_imbalance"),
     output:
-        png=named(PATHS.FIGURE, "class_imbalance"),
+        png=report(
+            named(PATHS.FIGURE, "class_imbalance"),
+            caption="../../reports/captions/class_imbalance.rst",
+            category="Beyond the paper",
+            labels={"figure": "class_imbalance", "scale": "{scale}"},
+        ),
         svg=named(PATHS.FIGURE_SVG, "class_imbalance"),
     log:
         "logs/{scale}/explanations/plot_class_imbalance.log",

@@ -26,9 +26,21 @@ rule prepare_mlm_data:
         " --out {output} > {log} 2>&1"
 
 
+# BERT's second phase reads the corpus packed at its own length
+use rule prepare_mlm_data as prepare_long_mlm_data with:
+    output:
+        directory(PATHS.LONG_MLM_DATA),
+    log:
+        "logs/{scale}/pretrain/prepare_long_mlm_data.log",
+    benchmark:
+        "benchmarks/{scale}/pretrain/prepare_long_mlm_data.tsv"
+    params:
+        cfg=quoted(plan_pretrain.mlm_data_job(EXPERIMENT, long=True)),
+
+
 rule tune_pretrain:
     input:
-        data=PATHS.MLM_DATA,
+        data=from_wildcards(plan_pretrain.data_inputs),
     output:
         choice=PATHS.TUNE_CHOICE,
         grid=PATHS.TUNE_GRID,
@@ -55,7 +67,7 @@ rule tune_pretrain:
 
 rule pretrain_bert:
     input:
-        data=PATHS.MLM_DATA,
+        data=from_wildcards(plan_pretrain.data_inputs),
         choice=from_wildcards(plan_pretrain.tuned_choice_input),
     output:
         PATHS.PRETRAIN_METRICS,
@@ -87,7 +99,12 @@ rule plot_fig1a:
     input:
         plan_pretrain.fig1a_runs(EXPERIMENT),
     output:
-        png=named(PATHS.FIGURE, "fig1a"),
+        png=report(
+            named(PATHS.FIGURE, "fig1a"),
+            caption="../../reports/captions/fig1a.rst",
+            category="Pretraining",
+            labels={"figure": "Fig 1a", "scale": "{scale}"},
+        ),
         svg=named(PATHS.FIGURE_SVG, "fig1a"),
     log:
         "logs/{scale}/pretrain/plot_fig1a.log",
@@ -102,7 +119,12 @@ rule plot_fig3:
     input:
         plan_pretrain.fig3_runs(EXPERIMENT),
     output:
-        png=named(PATHS.FIGURE, "fig3"),
+        png=report(
+            named(PATHS.FIGURE, "fig3"),
+            caption="../../reports/captions/fig3.rst",
+            category="Pretraining",
+            labels={"figure": "Fig 3", "scale": "{scale}"},
+        ),
         svg=named(PATHS.FIGURE_SVG, "fig3"),
     log:
         "logs/{scale}/pretrain/plot_fig3.log",
@@ -117,7 +139,12 @@ rule write_table2:
     input:
         plan_pretrain.table2_runs(EXPERIMENT),
     output:
-        named(PATHS.TABLE, "table2"),
+        report(
+            named(PATHS.TABLE, "table2"),
+            caption="../../reports/captions/table2.rst",
+            category="Pretraining",
+            labels={"table": "Table 2", "scale": "{scale}"},
+        ),
     log:
         "logs/{scale}/pretrain/write_table2.log",
     localrule: True

@@ -45,7 +45,12 @@ rule tabulate_squad:
         scores=plan_squad.run_files(EXPERIMENT, "scores.json"),
         paper=str(Path(workflow.basedir) / "reports" / "paper.yaml"),
     output:
-        named(PATHS.TABLE, "table3"),
+        report(
+            named(PATHS.TABLE, "table3"),
+            caption="../../reports/captions/table3.rst",
+            category="SQuAD",
+            labels={"table": "Table 3", "scale": "{scale}"},
+        ),
     log:
         "logs/{scale}/squad/tabulate_squad.log",
     localrule: True

@@ -28,7 +28,12 @@ rule plot_table1:
     output:
         png=named(PATHS.FIGURE, "table1"),
         svg=named(PATHS.FIGURE_SVG, "table1"),
-        table=named(PATHS.TABLE, "table1"),
+        table=report(
+            named(PATHS.TABLE, "table1"),
+            caption="../../reports/captions/table1.rst",
+            category="Theory",
+            labels={"table": "Table 1", "scale": "{scale}"},
+        ),
     log:
         "logs/{scale}/theory/plot_table1.log",
     localrule: True

@@ -6,9 +6,40 @@
 # checkpoint.pt and the snapshots must survive a requeue for the run to resume. Figures read metrics.jsonl.
 
 
+# every (model, optimizer label) tuned alike: short runs over vision.tune.lr_factors x the label's lr
+rule tune_vision:
+    input:
+        manifest=PATHS.IMAGES_MANIFEST,
+    output:
+        choice=PATHS.VISION_TUNE_CHOICE,
+        grid=PATHS.VISION_TUNE_GRID,
+    log:
+        "logs/{scale}/vision/tune_vision/{model}/{optimizer}.log",
+    benchmark:
+        "benchmarks/{scale}/vision/tune_vision/{model}_{optimizer}.tsv"
+    wildcard_constraints:
+        model="[^/]+",
+        optimizer="[^/]+",
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        attempt=attempt_number,
+    params:
+        cfg=job_param(plan_vision.tune_job),
+        launcher=launcher,
+        gpus=gpu_count,
+    shell:
+        retried(
+            "{params.launcher} heavytail.train.tune_vision --config {params.cfg} --threads {threads}"
+            " --gpus {params.gpus} --out $(dirname {output.choice})",
+            "$(dirname {output.choice})/attempts.jsonl",
+        )
+
+
 rule train_vision:
     input:
         manifest=PATHS.IMAGES_MANIFEST,
+        choice=from_wildcards(plan_vision.tuned_choice_input),
     output:
         metrics=PATHS.VISION_METRICS,
         run=PATHS.VISION_RUN_RECORD,

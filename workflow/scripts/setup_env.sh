@@ -5,9 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 PYTHON=${PYTHON:-python3}
-# Debian packages: Fashion-MNIST (tiny-scale images), Chromium (report browser check),
-# slurm-wlm + munge (the single-node SLURM test of the cluster path).
-DEB_PACKAGES=(dataset-fashion-mnist chromium slurm-wlm munge)
+# Debian packages: Fashion-MNIST (tiny-scale images), Chromium and its WebDriver (the report's browser check,
+# through Selenium, offline), slurm-wlm + munge (the single-node SLURM test of the cluster path).
+DEB_PACKAGES=(dataset-fashion-mnist chromium chromium-driver slurm-wlm munge)
 
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do

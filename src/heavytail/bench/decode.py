@@ -111,16 +111,20 @@ def time_path(manifest: Path, decoder: str | None, batches: int, batch_size: int
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="job config, recorded beside the result (the pipeline's bench rules)")
     parser.add_argument("--out", required=True, help="JSON file to write")
     parser.add_argument("--images", type=int, default=96, help="JPEG files to decode (cycled)")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds")
     parser.add_argument("--batches", type=int, default=4, help="batches per path and round")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="the rule's cores; decoding is timed on one thread, as each loader worker runs one")
     parser.add_argument("--device", default=None, help="also time decoding on this device (e.g. cuda)")
     args = parser.parse_args(argv)
     import warnings
 
     from heavytail.bench.common import write_result
+    from heavytail.config import load_job_config
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     torch.set_num_threads(1)  # per core: the loader's workers each run one thread
@@ -150,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"decode {name:12s} {value:7.1f} images/s per core", flush=True)
     print("  ".join(f"{name.replace('_vs_', ' / ')} = {value:.2f}" for name, value in ratios.items())
           + f"  (goal: torchvision / pil >= {GOALS['torchvision_vs_pil']})", flush=True)
-    write_result(args.out, result, {})
+    write_result(args.out, result, load_job_config(args.config) if args.config else {})
 
 
 if __name__ == "__main__":

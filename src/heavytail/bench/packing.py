@@ -123,6 +123,7 @@ def measure(articles: int, work: Path, nsp: bool, threads: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="job config, recorded beside the result (the pipeline's bench rules)")
     parser.add_argument("--out", help="JSON file to write")
     parser.add_argument("--articles", type=int, default=1500, help="articles of the 1x corpus (about 250 words each)")
     parser.add_argument("--factor", type=int, default=10, help="size of the large corpus, in multiples of the small")
@@ -135,7 +136,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not args.out:
         parser.error("--out is required")
-    from heavytail.bench.common import write_result  # imports torch: the child processes never need it
+    # these import torch: the child processes never need it
+    from heavytail.bench.common import write_result
+    from heavytail.config import load_job_config
 
     with tempfile.TemporaryDirectory(prefix="bench-packing.") as tmp:
         small, large = (measure(args.articles * k, Path(tmp), args.nsp, args.threads) for k in (1, args.factor))
@@ -153,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
               flush=True)
     print(f"peak anon RSS {args.factor}x / 1x = {ratio:.3f} (goal <= {GOALS['peak_anon_ratio']}); "
           f"VmHWM ratio {result['vm_hwm_ratio']:.3f}", flush=True)
-    write_result(args.out, result, {})
+    write_result(args.out, result, load_job_config(args.config) if args.config else {})
 
 
 if __name__ == "__main__":

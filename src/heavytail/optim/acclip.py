@@ -39,11 +39,12 @@ class ACClip(Optimizer):
 
     Paths: ``foreach=True`` uses torch._foreach_* ops (one temporary per step);
     ``foreach=False`` loops over tensors. ``None`` picks as torch does (foreach on CUDA).
-    ``fused=True`` runs the update through ``torch.compile`` (inductor emits one fused loop per
-    tensor, 28 bytes moved per parameter like fused AdamW). It compiles lazily on the first step of
-    each param group and the compiled code lands in inductor's on-disk FX graph cache
-    (``$TORCHINDUCTOR_CACHE_DIR``, default ``/tmp/torchinductor_$USER``; the pipeline sets it to
-    ``resources/inductor_cache``), so later processes with the same shapes skip code generation.
+    ``fused=True`` runs the update through ``torch.compile`` (inductor emits one loop per tensor moving
+    28 bytes per parameter, like fused AdamW, and fuses the loops of many tensors into one call). It
+    compiles lazily on the first step of each param group, which takes minutes for BERT-base on a CPU; the
+    compiled code lands in inductor's on-disk FX graph cache (``$TORCHINDUCTOR_CACHE_DIR``, default
+    ``/tmp/torchinductor_$USER``; the pipeline sets it to ``resources/inductor_cache``), so later processes
+    with the same shapes skip code generation. Training uses it on CUDA (``heavytail.train.optimization``).
     ``alpha`` and ``normalize`` are baked into the compiled code; lr, betas, eps and weight_decay
     are passed as tensor values, so a scheduler changing them does not recompile.
     ``fused=None`` (default) never compiles anything.

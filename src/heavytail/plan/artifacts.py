@@ -5,7 +5,18 @@ from __future__ import annotations
 from heavytail.plan.explanations import FIGURES as EXPLANATION_FIGURES
 from heavytail.plan.explanations import section as explanations_section
 from heavytail.plan.noise import FIGURES as NOISE_FIGURES
-from heavytail.plan.paths import BENCH, CORPUS, FIGURE, IMAGES_MANIFEST, QA, REPORT, TABLE, TOKENIZER, fill
+from heavytail.plan.paths import (
+    BENCH,
+    CORPUS,
+    FIGURE,
+    IMAGES_MANIFEST,
+    QA,
+    REPORT,
+    SCALES_PAGE,
+    TABLE,
+    TOKENIZER,
+    fill,
+)
 
 # artifact -> its file (figures as PNG, tables as CSV); reproduce_all and the report collect them all
 ARTIFACT_FILES = {
@@ -27,7 +38,7 @@ ALL_DATA = {"text", "tokenizer", "images", "qa"}
 # targets that read no data at all (the budget reads configs; benchmarks time synthetic workloads)
 NO_DATA_TARGETS = {"budget", "estimate_budget", "bench", "run_theory", "plot_table1"}
 AGGREGATED_TABLES = ("runs", "curves", "tuning", "noise", "theory", "adam_clipping", "bench", "jobs")
-BENCHMARKS = ("optim", "noise", "vision", "pretrain")
+BENCHMARKS = ("optim", "noise", "vision", "pretrain", "packing", "decode")
 
 
 def artifacts(experiment: dict) -> dict[str, str]:
@@ -39,8 +50,9 @@ def artifacts(experiment: dict) -> dict[str, str]:
 
 
 def final_outputs(experiment: dict) -> list[str]:
-    """Every artifact of this scale, then the HTML report: what `reproduce_all` builds."""
-    return list(artifacts(experiment).values()) + [fill(REPORT, scale=experiment["scale"])]
+    """Every artifact of this scale, then its HTML report and the page of every scale judged so far: what
+    `reproduce_all` builds."""
+    return list(artifacts(experiment).values()) + [fill(REPORT, scale=experiment["scale"]), SCALES_PAGE]
 
 
 def aggregated_tables(experiment: dict) -> dict[str, str]:

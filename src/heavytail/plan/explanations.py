@@ -27,8 +27,9 @@ FIGURES = (SWEEP_FIGURE, IMBALANCE_FIGURE)
 TABLES = {SWEEP_FIGURE: ("batch_size_sweep", "sweep_claims"),
           IMBALANCE_FIGURE: ("frequency_groups", "frequency_group_sizes", "imbalance_claims")}
 # what a sweep, noise or linear job reads of the pretrain section; the rest is left out, so that a new tuning grid
-# of Fig 3 does not rerun the sweep
-PRETRAIN_OMITTED = ("fig3_optimizers", "optimizers", "seeds", "snapshot_fractions", "table2_models", "tune")
+# of Fig 3 does not rerun the sweep; the runs train on the first phase's data only (no long phase)
+PRETRAIN_OMITTED = ("comparison_seeds", "fig3_optimizers", "long_phase", "optimizers", "seeds", "snapshot_fractions",
+                    "table2_models", "tune")
 # the noise section's settings a sweep noise measurement uses
 NOISE_SETTINGS = ("seed", "mode", "n_boot", "level", "progress_every", "device")
 
@@ -131,7 +132,9 @@ def imbalance_runs(experiment: dict) -> list[str]:
     if not (section(experiment) or {}).get("class_imbalance"):
         return []
     pre, vision, scale = experiment["pretrain"], experiment["vision"], experiment["scale"]
-    bert = [(o, s) for o in FIG1A_OPTIMIZERS for s in pre["seeds"]] + [(o, pre["seeds"][0]) for o in pre["fig3_optimizers"]]
+    fig3_seeds = pre["seeds"][:pre["comparison_seeds"]]  # heavytail.plan.pretrain.fig3_runs' seeds
+    bert = [(o, s) for o in FIG1A_OPTIMIZERS for s in pre["seeds"]] + [(o, s) for o in pre["fig3_optimizers"]
+                                                                      for s in fig3_seeds]
     texts = [fill(PRETRAIN_METRICS, scale=scale, model=pre["base_model"], optimizer=o, seed=s) for o, s in bert]
     images = [fill(VISION_METRICS, scale=scale, model=m, optimizer=o, seed=s)
               for m, spec in vision["models"].items() for o in spec["optimizers"] for s in vision["seeds"]]
@@ -167,6 +170,11 @@ def aggregate_job(experiment: dict, figure: str) -> dict:
 
 def tables(experiment: dict, figure: str) -> dict[str, str]:
     return {name: table(experiment, name) for name in TABLES[figure]}
+
+
+def all_tables(experiment: dict) -> list[str]:
+    """Every table the later explanations' claims and report section read; none without the section."""
+    return [table(experiment, name) for figure in artifacts(experiment) for name in TABLES[figure]]
 
 
 def artifacts(experiment: dict) -> list[str]:

@@ -13,6 +13,7 @@ QA = "results/{scale}/data/qa"
 
 # --- pretraining -----------------------------------------------------------------------------------------
 MLM_DATA = "results/{scale}/pretrain/mlm_data"
+LONG_MLM_DATA = "results/{scale}/pretrain/mlm_data_long"  # BERT's second phase, on longer sequences
 TUNE_DIR = "results/{scale}/pretrain/tune/{optimizer}"
 TUNE_CHOICE = TUNE_DIR + "/choice.json"
 TUNE_GRID = TUNE_DIR + "/grid.json"
@@ -26,6 +27,9 @@ SQUAD_FEATURES = "results/{scale}/squad/features"
 
 # --- vision: only metrics.jsonl and run.json are declared outputs, so that Snakemake never deletes the
 # checkpoint and snapshots a requeued run resumes from ----------------------------------------------------
+VISION_TUNE_DIR = "results/{scale}/vision/tune/{model}/{optimizer}"
+VISION_TUNE_CHOICE = VISION_TUNE_DIR + "/choice.json"
+VISION_TUNE_GRID = VISION_TUNE_DIR + "/grid.json"
 VISION_RUN = "results/{scale}/vision/{model}/{optimizer}/seed{seed}"
 VISION_METRICS = VISION_RUN + "/metrics.jsonl"
 VISION_RUN_RECORD = VISION_RUN + "/run.json"
@@ -53,8 +57,12 @@ LINEAR_CHOICE = LINEAR_CELL + "/choice.json"
 FIGURE = "results/{scale}/figures/{name}.png"
 FIGURE_SVG = "results/{scale}/figures/{name}.svg"
 TABLE = "results/{scale}/tables/{name}.csv"
-REPORT = "reports/{scale}/index.html"
-VERDICTS = "reports/{scale}/verdicts.csv"
+REPORT_DIR = "reports/{scale}"
+REPORT = REPORT_DIR + "/index.html"
+VERDICTS = REPORT_DIR + "/verdicts.csv"
+VERDICTS_JSON = REPORT_DIR + "/verdicts.json"
+PAPER_CHECK = "reports/paper_check.json"  # the rules on the paper's own values: no scale
+SCALES_PAGE = "reports/index.html"  # every scale judged so far, side by side
 BENCH = "results/bench/{name}.json"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from heavytail.constraints import FIG1A_OPTIMIZERS, TABLE2_OPTIMIZERS
 from heavytail.plan.explanations import frequency_groups_for
 from heavytail.plan.jobs import job_config
-from heavytail.plan.paths import MLM_DATA, PRETRAIN_METRICS, TUNE_CHOICE, fill
+from heavytail.plan.paths import LONG_MLM_DATA, MLM_DATA, PRETRAIN_METRICS, TUNE_CHOICE, fill
 
 
 def tuned_labels(experiment: dict) -> list[str]:
@@ -27,24 +27,36 @@ def snapshot_fractions(experiment: dict, model: str, optimizer: str, seed: int) 
     return sorted(fractions)
 
 
+def data_folders(experiment: dict, scale: str) -> dict[str, str]:
+    """The packed data a pretraining job reads: the first phase's, and the long phase's when there is one."""
+    folders = {"mlm_data": fill(MLM_DATA, scale=scale)}
+    if experiment["pretrain"]["long_phase"]:
+        folders["long_mlm_data"] = fill(LONG_MLM_DATA, scale=scale)
+    return folders
+
+
+def data_inputs(experiment: dict, scale: str) -> list[str]:
+    return list(data_folders(experiment, scale).values())
+
+
 def pretrain_job(experiment: dict, scale: str, model: str, optimizer: str, seed: str | int) -> dict:
     groups = frequency_groups_for(experiment, "pretrain", model)  # the base model's runs log the loss by frequency
     return job_config(experiment, "pretrain", model=model, optimizer=optimizer, seed=int(seed),
-                      mlm_data=fill(MLM_DATA, scale=scale),
+                      **data_folders(experiment, scale),
                       tuned_choice=tuned_choice(experiment, scale, optimizer),
                       snapshot_fractions=snapshot_fractions(experiment, model, optimizer, int(seed)),
                       **({"frequency_groups": groups} if groups else {}))
 
 
 def tune_job(experiment: dict, scale: str, optimizer: str) -> dict:
-    return job_config(experiment, "pretrain", optimizer=optimizer, mlm_data=fill(MLM_DATA, scale=scale))
+    return job_config(experiment, "pretrain", optimizer=optimizer, **data_folders(experiment, scale))
 
 
-def mlm_data_job(experiment: dict) -> dict:
+def mlm_data_job(experiment: dict, long: bool = False) -> dict:
     """Packing reads the sequence length, NSP and its seed: a new optimizer setting never repacks the corpus."""
     pre = experiment["pretrain"]
-    return job_config(experiment, "mlm_data", max_seq_length=pre["max_seq_length"], nsp=pre["nsp"],
-                      data_seed=pre["data_seed"])
+    length = pre["long_phase"]["max_seq_length"] if long else pre["max_seq_length"]
+    return job_config(experiment, "mlm_data", max_seq_length=length, nsp=pre["nsp"], data_seed=pre["data_seed"])
 
 
 def _metrics(experiment: dict, models, optimizers, seeds) -> list[str]:
@@ -58,14 +70,19 @@ def fig1a_runs(experiment: dict) -> list[str]:
     return _metrics(experiment, [pre["base_model"]], FIG1A_OPTIMIZERS, pre["seeds"])
 
 
+def comparison_seeds(experiment: dict) -> list[int]:
+    pre = experiment["pretrain"]
+    return pre["seeds"][:pre["comparison_seeds"]]
+
+
 def fig3_runs(experiment: dict) -> list[str]:
     pre = experiment["pretrain"]
-    return _metrics(experiment, [pre["base_model"]], pre["fig3_optimizers"], pre["seeds"][:1])
+    return _metrics(experiment, [pre["base_model"]], pre["fig3_optimizers"], comparison_seeds(experiment))
 
 
 def table2_runs(experiment: dict) -> list[str]:
     pre = experiment["pretrain"]
-    return _metrics(experiment, pre["table2_models"], TABLE2_OPTIMIZERS, pre["seeds"][:1])
+    return _metrics(experiment, pre["table2_models"], TABLE2_OPTIMIZERS, comparison_seeds(experiment))
 
 
 def tuned_choice_input(experiment: dict, scale: str, optimizer: str) -> list[str]:

@@ -24,3 +24,19 @@ PAPER_ARTIFACTS: dict[str, tuple[str, str]] = {
     "table2": ("BERT pretraining: Adam vs ACClip at 6, 12 and 24 layers", PRETRAIN),
     "table3": ("SQuAD v1.1 dev: Adam vs ACClip, 5 seeds", SQUAD),
 }
+
+# the category each artifact is filed under in Snakemake's own report (`snakemake --report`)
+REPORT_CATEGORY = {
+    "fig1a": "BERT pretraining", "fig3": "BERT pretraining", "table2": "BERT pretraining", "table3": "SQuAD",
+    "fig1b": "Vision", "fig8": "Vision", "table1": "Theory",
+    **dict.fromkeys(("fig2", "fig4", "fig5", "fig6", "fig7"), "Noise"),
+    **dict.fromkeys(("batch_size_sweep", "class_imbalance"), "Beyond the paper"),
+}
+
+
+def display_name(name: str) -> str:
+    """The paper's own name of an artifact: fig1a -> Fig 1a, table2 -> Table 2."""
+    for prefix, word in (("fig", "Fig"), ("table", "Table")):
+        if name.startswith(prefix):
+            return f"{word} {name[len(prefix):]}"
+    return name

@@ -157,9 +157,14 @@ def estimate(scale: str, experiment: dict, bench: pd.DataFrame) -> list[dict]:
     steps, seeds, vocab, mask = p("steps"), p("seeds"), p("vocab_size"), p("mask_fraction")
     hidden_cfg = p("hidden_size")
     per_depth = []
+    long_phase = (experiment.get("pretrain") or {}).get("long_phase")
     for i, depth in enumerate(sorted(depths)):
         h, _ = bert_shape(depth, hidden_cfg)
-        per_depth.append(bert_train_flops_per_token(depth, h, seq, vocab, mask) * batch * seq)
+        flops = bert_train_flops_per_token(depth, h, seq, vocab, mask) * batch * seq
+        if long_phase:  # BERT's last steps at the long length: quadratic attention, more tokens a step
+            f, long_seq = long_phase["fraction"], long_phase["max_seq_length"]
+            flops = (1 - f) * flops + f * bert_train_flops_per_token(depth, h, long_seq, vocab, mask) * batch * long_seq
+        per_depth.append(flops)
         # the middle depth is BERT-base for Fig 1a/3 (every optimizer); the others run Adam and ACClip only
         optimizers = p("base_optimizers") if i == len(depths) // 2 else p("depth_optimizers")
         add(f"pretrain depth {depth} (fig1a, fig3, table2)", "transformer", optimizers * seeds, steps,
@@ -184,6 +189,11 @@ def estimate(scale: str, experiment: dict, bench: pd.DataFrame) -> list[dict]:
         RESNET50_TRAIN_FLOPS, v, "steps counted in images")
     add("train_vision alexnet (fig6)", "convnet", 1, v("alexnet_steps"), ALEXNET_TRAIN_FLOPS * v("alexnet_batch"),
         v, "to the paper's 5k iterations")
+    tune = (experiment.get("vision") or {}).get("tune") or {}
+    if tune:  # every (model, label) tuned alike: grid points x a fraction of the run, one seed
+        points = len(tune["lr_factors"]) + 1  # one widening past an edge at most
+        add("tune_vision resnet50 (grids)", "convnet", v("resnet_optimizers") * points,
+            int(images * tune["fraction"]), RESNET50_TRAIN_FLOPS, v, "steps counted in images")
 
     n = Sizes(experiment.get("noise"), assumed["noise"])
     examples = n("batches") * n("batch_size")

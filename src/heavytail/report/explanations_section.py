@@ -1,7 +1,8 @@
 """The report's section on the later explanations, as plain data for reports/templates/explanations.html.j2.
 
 The claims of reports/paper.yaml's `later_explanations` are judged by the paper's rules (heavytail.report.verdicts)
-on results/<scale>/tables/explanations.csv, apart from the paper's own claims; each explanation is then
+on results/<scale>/tables/sweep_claims.csv and imbalance_claims.csv, apart from the paper's own claims, by the
+judge rule (`judge`, into verdicts.json); the render rule adds figures and tables (`section`). Each explanation is
 supported (every claim it predicts came out as predicted), contradicted (one came out the other way) or undecided.
 """
 
@@ -94,9 +95,9 @@ def progress_table(claims: pd.DataFrame) -> list[dict]:
             for (stage, optimizer), g in part.groupby(["stage", "optimizer"])]
 
 
-def section(paper: dict, tables: dict[str, pd.DataFrame], scale: str, out_dir: Path,
-            artifacts: dict[str, str] | None = None) -> dict | None:
-    """Everything the template's later-explanations section shows; None when paper.yaml has no such section."""
+def judge(paper: dict, tables: dict[str, pd.DataFrame], scale: str) -> dict | None:
+    """The later explanations' verdicts, what each explanation comes to, and the rules' check on the values those
+    papers report: heavytail.report.judge writes it into verdicts.json; None when paper.yaml has no such section."""
     later = paper.get("later_explanations")
     if not later:
         return None
@@ -107,13 +108,22 @@ def section(paper: dict, tables: dict[str, pd.DataFrame], scale: str, out_dir: P
         status, lines = explanation_status(spec["predicts"], by_id)
         summary.append({"name": name, "source": spec["source"], "status": status, "lines": lines})
     check = paper_check.check({"claims": later["claims"]}, later.get("reported_values") or {})
-    sizes = tables.get("frequency_group_sizes", pd.DataFrame())
-    return {"verdicts": judged, "summary": summary, "check": check,
+    return {"verdicts": judged, "summary": summary,
+            "check": {k: check.get(k) for k in ("passed", "claims", "reproduced", "rejected")},
             "counts": {v: sum(j["verdict"] == v for j in judged)
-                       for v in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN)},
-            "figures": _copy_figures(artifacts or {}, Path(out_dir)),
+                       for v in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN)}}
+
+
+def section(judged: dict | None, tables: dict[str, pd.DataFrame], out_dir: Path,
+            artifacts: dict[str, str] | None = None) -> dict | None:
+    """Everything the template's later-explanations section shows: verdicts.json's `later_explanations`, the
+    figures copied beside the report and the tables; None without the section."""
+    if not judged:
+        return None
+    sizes = tables.get("frequency_group_sizes", pd.DataFrame())
+    return {**judged, "figures": _copy_figures(artifacts or {}, Path(out_dir)),
             "sweep": sweep_table(tables.get("batch_size_sweep")),
-            "progress": progress_table(tables.get("explanations")),
+            "progress": progress_table(tables.get("imbalance_claims")),
             "group_sizes_html": None if sizes is None or sizes.empty else
             sizes.to_html(index=False, classes="data", float_format=lambda x: f"{x:.3g}")}
 

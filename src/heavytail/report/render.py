@@ -1,24 +1,37 @@
-"""Render the HTML report of one scale from the artifacts the DAG built (jinja2). Reads files; never trains.
+"""Render the HTML report of one scale from its verdicts and aggregated tables (jinja2). Reads files; never trains.
 
     python -m heavytail.report.render --config <json> --out reports/<scale>/index.html
+
+Reads reports/<scale>/verdicts.json (heavytail.report.judge), results/<scale>/tables/, the artifacts and their
+captions; writes index.html with the figures and tables copied beside it, provenance.json and report_config.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import shutil
+import time
+from html.parser import HTMLParser
 from pathlib import Path
 
 import jinja2
 import pandas as pd
+import yaml
+from docutils.core import publish_parts
 
 from heavytail.config import REPO_ROOT, load_job_config, resolve_job_config
-from heavytail.io import atomic_path
-from heavytail.report import aggregate, explanations_section, paper_check, sections, verdicts
-from heavytail.report.artifacts import PAPER_ARTIFACTS
+from heavytail.errors import ConfigError
+from heavytail.io import atomic_path, read_json, write_json
+from heavytail.report import aggregate, explanations_section, provenance, scoreboard, sections
+from heavytail.report.artifacts import PAPER_ARTIFACTS, display_name
+from heavytail.report.outcomes import VERDICTS
 
+# the report job's own keys (besides the report section): artifacts, job logs, the page of all scales
+JOB_KEYS = ("artifacts", "job_logs", "scales_page")
 TEMPLATES = REPO_ROOT / "reports" / "templates"
+CAPTIONS = REPO_ROOT / "reports" / "captions"
+DEFAULT_PAPER = REPO_ROOT / "reports" / "paper.yaml"
 
 DATA_DESCRIPTIONS = {
     "gensim_wiki": "text: the English Wikipedia excerpt shipped in the gensim wheel (about 100 articles)",
@@ -40,28 +53,38 @@ def data_statement(data_cfg: dict) -> list[str]:
     return lines
 
 
-def artifact_entries(artifacts: dict[str, str], out_dir: Path) -> list[dict]:
-    """One entry per paper artifact: its figure copied beside the report, its table as HTML, or 'pending'."""
+def caption_html(name: str, scale: str) -> str:
+    """An artifact's caption (reports/captions/<name>.rst, the one Snakemake's report shows) as HTML."""
+    path = CAPTIONS / f"{name}.rst"
+    if not path.is_file():
+        return ""
+    text = jinja2.Template(path.read_text()).render(snakemake={"config": {"scale": scale},
+                                                               "wildcards": {"scale": scale}})
+    body = publish_parts(text, writer="html", settings_overrides={"report_level": 5})["body"]
+    return body.replace('<p>', '<p class="caption">', 1)
+
+
+def _copy(src: Path, dest: Path) -> str:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dest)
+    return f"{dest.parent.name}/{dest.name}"
+
+
+def artifact_entries(artifacts: dict[str, str], out_dir: Path, scale: str) -> list[dict]:
+    """One entry per paper artifact: its figures and table copied beside the report, its caption, or 'pending'."""
     entries = []
     for name, (title, capability) in PAPER_ARTIFACTS.items():
-        built_here = name in artifacts and Path(artifacts[name]).exists()
-        entry = {"name": name, "title": title, "capability": capability, "built": built_here,
-                 "figures": [], "table_html": None}
-        if entry["built"]:
-            built = Path(artifacts[name])
+        built = Path(artifacts[name]) if name in artifacts and Path(artifacts[name]).exists() else None
+        entry = {"name": name, "display": display_name(name), "title": title, "capability": capability,
+                 "built": built is not None, "figures": [], "table": None, "caption": caption_html(name, scale)}
+        if built is not None:
             for png in _figures_of(name, built):
-                copied = {}
-                for src in (png, png.with_suffix(".svg")):
-                    if src.exists():
-                        dest = out_dir / "figures" / src.name
-                        dest.parent.mkdir(parents=True, exist_ok=True)
-                        shutil.copyfile(src, dest)
-                        copied[src.suffix] = f"figures/{src.name}"
-                if ".png" in copied:
-                    entry["figures"].append({"png": copied[".png"], "link": copied.get(".svg", copied[".png"])})
+                link = _copy(png, out_dir / "figures" / png.name)
+                if png.with_suffix(".svg").exists():
+                    link = _copy(png.with_suffix(".svg"), out_dir / "figures" / png.with_suffix(".svg").name)
+                entry["figures"].append({"png": f"figures/{png.name}", "link": link})
             if built.suffix == ".csv":
-                entry["table_html"] = pd.read_csv(built).to_html(index=False, classes="data", na_rep="–",
-                                                                 float_format=lambda x: f"{x:.4g}")
+                entry["table"] = _copy(built, out_dir / "tables" / built.name)
         entries.append(entry)
     return entries
 
@@ -73,80 +96,104 @@ def _figures_of(name: str, built: Path) -> list[Path]:
     return sorted(figure_dir.glob(f"{name}.png")) + sorted(figure_dir.glob(f"{name}_*.png"))
 
 
+class _VisibleText(HTMLParser):
+    """Text a reader sees with every <details> closed: its <summary> shows, the rest does not."""
+
+    def __init__(self):
+        super().__init__()
+        self.stack: list[str] = []
+        self.words = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in ("br", "img", "meta", "link", "hr", "input", "path", "circle", "rect", "line"):
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if tag in self.stack:
+            while self.stack and self.stack.pop() != tag:
+                pass
+
+    def handle_data(self, data):
+        hidden = {"style", "script", "title", "head"} & set(self.stack)
+        for i, tag in enumerate(self.stack):  # inside a <details>, only its own <summary> shows
+            if tag == "details" and self.stack[i + 1:i + 2] != ["summary"]:
+                hidden = True
+        if not hidden:
+            self.words += len(data.split())
+
+
+def visible_words(html: str) -> int:
+    """Words outside closed <details> (summaries count): what the page shows before anything is opened."""
+    parser = _VisibleText()
+    parser.feed(html)
+    return parser.words
+
+
 def render(cfg: dict, out_path: Path, results_dir: Path | None = None, tables_dir: Path | None = None,
-           paper_path: Path = verdicts.DEFAULT_PAPER) -> list[dict]:
-    """Write the report of `cfg["scale"]` to `out_path` (figures copied beside it); returns the verdicts."""
+           verdicts_path: Path | None = None, paper_path: Path = DEFAULT_PAPER) -> dict:
+    """Write the report of `cfg["scale"]` to `out_path` (figures, tables and provenance beside it)."""
     out_dir = out_path.parent
     out_dir.mkdir(parents=True, exist_ok=True)
     scale = cfg["scale"]
     results_dir = results_dir or Path("results") / scale
+    verdicts_path = Path(verdicts_path or out_dir / "verdicts.json")
+    if not verdicts_path.is_file():
+        raise ConfigError(f"{verdicts_path} not found: judge the claims first (python -m heavytail.report.judge "
+                          f"--config <json> --out {verdicts_path}, or snakemake report)")
+    judged = read_json(verdicts_path)
     tables = aggregate.read_tables(tables_dir or results_dir / "tables")
     runs = tables.get("runs", pd.DataFrame())
-    paper = verdicts.load_paper(paper_path)
-    judged = verdicts.judge_all(paper, tables, scale)
-    # the rules on the paper's own values, run here so the report states what this code does, not what it did
-    own_check = paper_check.check(paper, paper_check.load_values(Path(paper_path).with_name("paper_values.yaml")))
-    readings = verdicts.reading_summary(judged, paper.get("readings"))
-    artifacts = artifact_entries(cfg.get("artifacts", {}), out_dir)
-    comparisons = [sections.paper_comparison(paper[key], runs, paper.get("readings"))
-                   for key in ("table2", "table3", "appendix_i") if key in paper]
+    paper = yaml.safe_load(Path(paper_path).read_text())
+    rules = judged.get("rules") or {}
+    claims = scoreboard.grouped([scoreboard.claim_view(c, rules, str(out_dir)) for c in judged["claims"]])
+    comparisons = {c["artifact"]: c for c in (sections.paper_comparison(paper[key], runs, paper.get("readings"))
+                                              for key in ("table2", "table3", "appendix_i") if key in paper)}
+    jobs = provenance.record(results_dir)
+    write_json(out_dir / "provenance.json", {"scale": scale, "jobs": jobs})
+    write_json(out_dir / "report_config.json", cfg)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape(),
                              undefined=jinja2.StrictUndefined)
     html = env.get_template("index.html.j2").render(
-        scale=scale,
-        data_statement=data_statement(cfg["data"]),
-        source=paper.get("source", ""),
-        verdicts=judged,
-        counts={v: sum(j["verdict"] == v for j in judged) for v in (verdicts.REPRODUCED, verdicts.NOT_REPRODUCED,
-                                                                    verdicts.INCONCLUSIVE, verdicts.NOT_RUN)},
-        rules=verdicts.RULES,
-        paper_check=own_check,
-        readings=readings,
-        artifacts=artifacts,
-        comparisons={c["artifact"]: c for c in comparisons},
-        diverged=sections.diverged_runs(runs),
-        learning=sections.learning_checks(tables),
+        scale=scale, source=paper.get("source", ""), data_statement=data_statement(cfg["data"]),
+        claims=claims, counts=judged["counts"], verdict_order=VERDICTS, paper_check=judged["paper_check"],
+        readings=judged["readings"], rules=rules,
+        artifacts=artifact_entries(cfg.get("artifacts", {}), out_dir, scale), comparisons=comparisons,
+        table1=sections.table1_comparison(tables.get("theory")),
+        learning=sections.learning_checks(tables), diverged=sections.diverged_runs(runs),
         runs_html=sections.frame_html(runs, ["stage", "model", "optimizer", "seed", "status", "diverged_at_step",
                                              "final_val_loss", "final_mlm_accuracy", "final_exact_match",
                                              "final_f1", "final_top1", "wall_time_s", "peak_rss_mb"]),
-        tuning=sections.tuning_choices(results_dir),
-        tuning_html=sections.frame_html(tables.get("tuning")),
+        tuning=sections.tuning_choices(results_dir), tuning_html=sections.frame_html(tables.get("tuning")),
         bench=sections.bench_sections(tables.get("bench")),
         budget_html=sections.frame_html(tables.get("budget"), ["scale", "target", "runs", "steps_per_run",
                                                                "total_flops", "mfu", "mfu_source", "sizes_source",
                                                                "gpu_hours"]),
-        provenance=sections.provenance(results_dir),
-        jobs_html=sections.frame_html(tables.get("jobs"), ["job", "s", "max_rss", "max_uss", "cpu_time",
-                                                          "mean_load"]),
-        resolved_config=json.dumps(cfg, indent=2, sort_keys=True),
-        # the later explanations' own section (reports/templates/explanations.html.j2)
-        explanations=explanations_section.section(paper, tables, scale, out_dir, cfg.get("artifacts", {})),
+        provenance=provenance.summary(results_dir, jobs, tables.get("jobs")),
+        scales_page=os.path.relpath(cfg["scales_page"], out_dir) if cfg.get("scales_page") else None,
+        # beyond the paper: the later explanations' own section (reports/templates/explanations.html.j2)
+        explanations=explanations_section.section(judged.get("later_explanations"), tables, out_dir,
+                                                  cfg.get("artifacts", {})),
         fmt=explanations_section.fmt,
     )
     with atomic_path(out_path) as tmp:
         tmp.write_text(html)
-    with atomic_path(out_dir / "verdicts.csv") as tmp:
-        verdicts.verdict_table(judged).to_csv(tmp, index=False)
-    return judged
+    return {"claims": len(claims), "words": visible_words(html)}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="resolved job config (JSON string or file)")
     parser.add_argument("--out", required=True, type=Path, help="the report's index.html")
+    parser.add_argument("--verdicts", type=Path, help="verdicts.json (default: beside --out)")
     parser.add_argument("--results", type=Path, help="results of the scale (default results/<scale>)")
     parser.add_argument("--tables", type=Path, help="aggregated tables (default results/<scale>/tables)")
-    parser.add_argument("--paper", type=Path, default=verdicts.DEFAULT_PAPER, help="the paper's numbers (YAML)")
+    parser.add_argument("--paper", type=Path, default=DEFAULT_PAPER, help="the paper's numbers (YAML)")
     args = parser.parse_args(argv)
-    cfg = resolve_job_config(load_job_config(args.config), "report", ("artifacts",))
-    judged = render(cfg, args.out, args.results, args.tables, args.paper)
-    for v in judged:
-        print(f"claim {v['id']:48s} {v['label']}", flush=True)
-    own = paper_check.check(verdicts.load_paper(args.paper),
-                            paper_check.load_values(Path(args.paper).with_name("paper_values.yaml")))
-    print(f"rules on the paper's own values: {'pass' if own['passed'] else 'FAIL'} ({own['reproduced']} of "
-          f"{own['claims']} reproduced, {own['rejected']} reversed rejected)", flush=True)
-    print(f"report written to {args.out}", flush=True)
+    start = time.perf_counter()
+    cfg = resolve_job_config(load_job_config(args.config), "report", JOB_KEYS)
+    done = render(cfg, args.out, args.results, args.tables, args.verdicts, args.paper)
+    print(f"report written to {args.out}: {done['claims']} claims, {done['words']} words outside <details>, "
+          f"rendered in {time.perf_counter() - start:.1f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN = "reproduced", "not reproduced", "inconclusive", "not run"
+from heavytail.report.outcomes import INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED
+
 LEVEL = 0.95  # one-sided confidence of every directional decision
 BAD_STATUS = ("diverged", "error")
 
@@ -131,7 +132,7 @@ def compare_seeds(a: pd.DataFrame, b: pd.DataFrame, metric: str, better: str, re
         resolved = abs(diff) >= precision * (1 - 1e-9)
         verdict = INCONCLUSIVE if not resolved else REPRODUCED if diff > 0 else NOT_REPRODUCED
         notes.insert(0, f"single seed and no seed spread: decided at {precision_is} {precision:g}")
-        return {**out, "verdict": verdict, "paired": False, "note": "; ".join(notes)}
+        return {**out, "verdict": verdict, "paired": False, "precision": float(precision), "note": "; ".join(notes)}
     else:
         notes.insert(0, f"single seed, no seed spread and no reported precision for {metric}")
         return {**out, "verdict": INCONCLUSIVE, "paired": False, "note": "; ".join(notes)}
@@ -213,6 +214,17 @@ def change_of(rows: pd.DataFrame, metric: str, step: str = "step") -> int | None
     return 1 if last[1] > first[2] else -1 if last[2] < first[1] else 0
 
 
+def change_interval(rows: pd.DataFrame, metric: str, step: str = "step") -> list[float] | None:
+    """[last - first, lowest, highest] difference the first and last checkpoints' intervals allow."""
+    if rows.empty or step not in rows.columns or rows[step].nunique() < 2:
+        return None
+    steps = sorted(rows[step].unique())
+    first, last = envelope(rows[rows[step] == steps[0]], metric), envelope(rows[rows[step] == steps[-1]], metric)
+    if first is None or last is None:
+        return None
+    return [last[0] - first[0], last[1] - first[2], last[2] - first[1]]
+
+
 def compare_change(a: pd.DataFrame, b: pd.DataFrame, metric: str, direction: str | None = None) -> dict:
     """The change rule: a changes between its first and last checkpoint (in `direction`), b stays."""
     ca, cb = change_of(a, metric), change_of(b, metric)
@@ -226,15 +238,26 @@ def compare_change(a: pd.DataFrame, b: pd.DataFrame, metric: str, direction: str
     else:
         verdict = REPRODUCED if a_right else INCONCLUSIVE
     words = {1: "increases", -1: "decreases", 0: "stays"}
-    return {"verdict": verdict, "n_a": len(a), "n_b": len(b),
+    return {"verdict": verdict, "n_a": len(a), "n_b": len(b), "direction": direction,
+            "change_a": change_interval(a, metric), "change_b": change_interval(b, metric),
             "note": f"a {words[ca]}{f' (claimed: {direction}s)' if direction else ''}, b {words[cb]}"}
 
 
-def compare_level(rows: pd.DataFrame, metric: str, above: float | None = None, below: float | None = None,
-                  interval: tuple[str, str] | None = None) -> dict:
+def level_of(rows: pd.DataFrame, level: float | str | None) -> float | None:
+    """A level: a number, or the name of a column the rows carry (e.g. the Gaussian reference of their own
+    estimator, `gaussian_tail_index_lo`), read as its mean."""
+    if isinstance(level, str):
+        return float(pd.to_numeric(rows[level], errors="coerce").mean()) if level in rows.columns else math.nan
+    return level
+
+
+def compare_level(rows: pd.DataFrame, metric: str, above: float | str | None = None,
+                  below: float | str | None = None, interval: tuple[str, str] | None = None) -> dict:
     """The level rule: the estimate's interval entirely above `above` (or below `below`)."""
+    named = below if below is not None else above
+    above, below = level_of(rows, above), level_of(rows, below)
     est = envelope(rows, metric, interval)
-    if est is None:
+    if est is None or not finite(below if below is not None else above):
         return {"verdict": NOT_RUN, "n_a": len(rows), "note": "no measurement"}
     value, lo, hi = est
     if below is not None:
@@ -244,7 +267,10 @@ def compare_level(rows: pd.DataFrame, metric: str, above: float | None = None, b
         verdict, claimed = (REPRODUCED if lo > above else NOT_REPRODUCED if hi <= above else INCONCLUSIVE,
                             f"claimed above {above:g}")
     point = lo == hi == value
+    if isinstance(named, str):
+        claimed += f" ({named})"
     return {"verdict": verdict, "n_a": len(rows), "mean_a": value, "lo": lo, "hi": hi,
+            "level": float(below if below is not None else above), "side": "below" if below is not None else "above",
             "note": claimed + ("; no interval: compared as a point" if point else "")}
 
 
@@ -268,7 +294,7 @@ def compare_tolerance(rows: pd.DataFrame, metric: str, target, tolerance: float,
         verdict = REPRODUCED if inside else NOT_REPRODUCED if hi < goal - tolerance or lo > top else INCONCLUSIVE
         band = f"target {goal:.4g} +- {tolerance:g}"
     return {"verdict": verdict, "n_a": len(rows), "mean_a": value, "mean_b": goal, "difference": value - goal,
-            "lo": lo, "hi": hi, "note": band}
+            "lo": lo, "hi": hi, "tolerance": tolerance, "one_sided": one_sided, "note": band}
 
 
 def compare_bound(rows: pd.DataFrame, metrics: list[str], lower: float, upper: float) -> dict:
@@ -277,5 +303,6 @@ def compare_bound(rows: pd.DataFrame, metrics: list[str], lower: float, upper: f
         return {"verdict": NOT_RUN, "n_a": len(rows), "note": "no measurement"}
     values = rows[metrics].astype(float).to_numpy().ravel()
     inside = bool(np.all((values >= lower) & (values <= upper)))
-    return {"verdict": REPRODUCED if inside else NOT_REPRODUCED, "n_a": len(rows),
+    return {"verdict": REPRODUCED if inside else NOT_REPRODUCED, "n_a": len(rows), "lo": float(values.min()),
+            "hi": float(values.max()), "lower": float(lower), "upper": float(upper),
             "note": f"measured {values.min():.4g} to {values.max():.4g}; claimed range [{lower:g}, {upper:g}]"}

@@ -1,4 +1,4 @@
-"""The report's sections as plain data for the template: the paper's tables beside ours, tuning, bench, provenance."""
+"""The report's sections as plain data for the template: the paper's tables beside ours, tuning, bench."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from heavytail.io import read_json
-from heavytail.report.verdicts import select
+from heavytail.report.selection import select
 
 OPTIMIZER_ALIASES = {"adam": ("adam", "adamw"), "adam_devlin2018": ()}
 
@@ -78,8 +78,9 @@ def paper_comparison(spec: dict, runs: pd.DataFrame, readings: dict | None = Non
         for label, description in (options or {optimizer: ""}).items():
             names = (label,) if options else OPTIMIZER_ALIASES.get(optimizer, (optimizer,))
             shown.append((label, names, description, per_size))
-    for label, names, description, per_size in shown:
-        for size, paper_values in zip(sizes, per_size, strict=True):
+    for size_index, size in enumerate(sizes):  # grouped by size: the paper's rows side by side
+        for label, names, description, per_size in shown:
+            paper_values = per_size[size_index]
             model = mapping.get(size)
             ours = stage_runs[(stage_runs["model"].astype(str) == model)
                               & stage_runs["optimizer"].astype(str).isin(names)] if model else stage_runs.iloc[0:0]
@@ -94,8 +95,11 @@ def paper_comparison(spec: dict, runs: pd.DataFrame, readings: dict | None = Non
                 delta = mean - _paper_mean(paper) if mean is not None and paper is not None else None
                 cells.append({"metric": metric, "paper": _fmt(paper),
                               "ours": _fmt(mean) + (f" ± {std:.2g}" if std else ""), "delta": _fmt(delta, 3)})
+            diverged = len(ours) - len(finished)
             rows.append({"optimizer": label, "reading": description, "size": size, "our_model": model or "–",
-                         "n": len(finished), "diverged": len(ours) - len(finished), "cells": cells})
+                         "span": len(shown) if label == shown[0][0] else 0,
+                         "n": len(finished), "diverged": diverged, "cells": cells,
+                         "runs": f"{len(finished)}" + (f" + {diverged} diverged" if diverged else "")})
     return {"caption": spec["caption"], "artifact": spec.get("artifact", ""), "metrics": list(spec["columns"]),
             "rows": rows, "note": note}
 
@@ -172,19 +176,42 @@ def bench_sections(bench: pd.DataFrame) -> list[dict]:
     return [{"file": name, "html": frame_html(group[["key", "value"]])} for name, group in bench.groupby("file")]
 
 
-def provenance(results_dir: Path) -> dict:
-    """Commits, package versions and hardware across every run.json; wall time and peak memory per job."""
-    jobs, commits, packages, hardware = [], set(), {}, {}
-    for path in sorted(results_dir.rglob("run.json")) if results_dir.exists() else []:
-        run = read_json(path)
-        jobs.append({"job": str(path.parent.relative_to(results_dir)) if path.parent != results_dir else ".",
-                     "status": run.get("status", "?"), "wall_time_s": run.get("wall_time_s"),
-                     "peak_rss_mb": run.get("peak_rss_mb"), "git_commit": str(run.get("git_commit", "?"))[:12]})
-        commits.add(str(run.get("git_commit", "unknown")))
-        for name, version in (run.get("packages") or {}).items():
-            packages.setdefault(name, set()).add(str(version))
-        for key, value in (run.get("hardware") or {}).items():
-            hardware.setdefault(key, set()).add(json.dumps(value) if isinstance(value, list | dict) else str(value))
-    return {"jobs": jobs, "commits": sorted(commits),
-            "packages": {k: ", ".join(sorted(v)) for k, v in sorted(packages.items())},
-            "hardware": {k: ", ".join(sorted(v)) for k, v in sorted(hardware.items())}}
+# Table 1's experiments, in the paper's order, with the result each row checks
+TABLE1_EXPERIMENTS = {
+    "strongly_convex": "strongly convex (Thms 1, 3)", "nonconvex": "non-convex (Thm 2)",
+    "lower_bound": "lower bound (Thm 4)", "dimension": "exponent of d (Cor 1, Thm 3)",
+}
+
+
+def table1_comparison(theory: pd.DataFrame | None) -> dict | None:
+    """Table 1's rates beside ours: per experiment, method, threshold and noise, the paper's exponent of k (or d),
+    our fitted slope and the difference, one column group per tail index alpha."""
+    if theory is None or theory.empty or "experiment" not in theory.columns:
+        return None
+    frame = theory[theory["experiment"].isin(TABLE1_EXPERIMENTS)].copy()
+    if frame.empty:
+        return None
+    frame["alpha"] = pd.to_numeric(frame["alpha"], errors="coerce")
+    alphas = sorted(frame["alpha"].dropna().unique())
+    keys = ["experiment", "method", "threshold", "noise"]
+    frame[keys] = frame[keys].astype(object).where(frame[keys].notna(), "")
+    frame["order"] = frame["experiment"].map(list(TABLE1_EXPERIMENTS).index)
+    rows = []
+    for key, group in frame.sort_values("order", kind="stable").groupby(keys, sort=False):
+        by_alpha = {float(r["alpha"]): r for _, r in group.iterrows()}
+        cells = []
+        for alpha in alphas:
+            r = by_alpha.get(float(alpha))
+            ours = pd.to_numeric(r["measured_slope"], errors="coerce") if r is not None else None
+            paper = pd.to_numeric(r["theory_slope"], errors="coerce") if r is not None else None
+            cells.append({"paper": "N/A" if r is not None and pd.isna(paper) else _fmt(paper, 3),
+                          "ours": _fmt(ours, 3),
+                          "delta": _fmt(ours - paper, 2) if r is not None and pd.notna(paper) and pd.notna(ours)
+                          else "–"})
+        experiment, method, threshold, noise = key
+        rows.append({"experiment": TABLE1_EXPERIMENTS[experiment], "method": method,
+                     "threshold": threshold or "–", "noise": noise or "–", "cells": cells, "span": 0})
+    for row in rows:  # the experiment's name once, spanning its rows
+        first = next(r for r in rows if r["experiment"] == row["experiment"])
+        first["span"] += 1
+    return {"alphas": [f"{a:g}" for a in alphas], "rows": rows}

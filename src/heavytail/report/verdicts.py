@@ -8,7 +8,6 @@ reading of an optimizer (ACClip's printed rule and its normalised variant) and s
 
 from __future__ import annotations
 
-import fnmatch
 import math
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from heavytail.report.rules import (
     pooled_spread,
     steps_to_level,
 )
+from heavytail.report.selection import select, snap
 
 __all__ = ["INCONCLUSIVE", "NOT_REPRODUCED", "NOT_RUN", "REPRODUCED", "RULES", "judge_all", "judge_claim", "select"]
 
@@ -72,48 +72,6 @@ DEFAULT_PAPER = Path(__file__).resolve().parents[3] / "reports" / "paper.yaml"
 def load_paper(path: str | Path = DEFAULT_PAPER) -> dict:
     with open(path) as fh:
         return yaml.safe_load(fh)
-
-
-# --- selecting rows -------------------------------------------------------------------------------------------
-def _matches(value, pattern) -> bool:
-    if isinstance(pattern, list):
-        return any(_matches(value, p) for p in pattern)
-    if isinstance(pattern, dict) and "not" in pattern:
-        return not _matches(value, pattern["not"])
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return False
-    if isinstance(pattern, int | float) and not isinstance(pattern, bool):
-        try:
-            return float(value) == float(pattern)
-        except (TypeError, ValueError):
-            return False
-    return fnmatch.fnmatch(str(value).lower(), str(pattern).lower())
-
-
-def select(frame: pd.DataFrame, spec: dict | None) -> pd.DataFrame:
-    """Rows whose columns match every filter of `spec`; a filter on a missing column matches nothing."""
-    if frame.empty:
-        return frame
-    mask = pd.Series(True, index=frame.index)
-    for column, pattern in (spec or {}).items():
-        if column not in frame.columns:
-            return frame.iloc[0:0]
-        values = frame[column]
-        hit = values.isin([v for v in values.dropna().unique() if _matches(v, pattern)])
-        mask &= hit | (values.isna() & _matches(None, pattern))  # a missing value matches only {not: ...}
-    return frame[mask]
-
-
-def snap(frame: pd.DataFrame, grid: dict | None) -> pd.DataFrame:
-    """Columns rounded to a grid (checkpoints at 0.098 and 0.1 of training are the same checkpoint)."""
-    if not grid or frame.empty:
-        return frame
-    out = frame.copy()
-    for column, step in grid.items():
-        if column in out.columns:
-            out[column] = (pd.to_numeric(out[column], errors="coerce") / step).round() * step
-            out[column] = out[column].round(6)
-    return out
 
 
 def _parts(frame: pd.DataFrame, per: list[str]) -> list[tuple[str, pd.DataFrame]]:
@@ -197,7 +155,9 @@ def judge_comparison(comp: dict, tables: dict[str, pd.DataFrame]) -> list[dict]:
     return parts
 
 
-def _with_reading(comp: dict, name: str, label: str) -> dict:
+def with_reading(comp: dict, name: str, label: str) -> dict:
+    """The comparison with the optimizer `name` in its groups replaced by one of its readings, `label`."""
+
     def swap(spec):
         spec = dict(spec or {})
         value = spec.get("optimizer")
@@ -223,7 +183,7 @@ def judge_claim(claim: dict, tables: dict[str, pd.DataFrame], scale: str, readin
         raise ValueError(f"reports/paper.yaml: claim {claim['id']}: readings {name!r} is not a key of `readings`")
     judged = []
     for label, description in (options or {"": ""}).items():
-        reading = _with_reading(comp, name, label) if label else comp
+        reading = with_reading(comp, name, label) if label else comp
         parts = judge_comparison(reading, tables)
         judged.append({"label": label, "description": description, "parts": parts,
                        "verdict": combine(parts, comp.get("require", "all"))})
@@ -234,7 +194,7 @@ def judge_claim(claim: dict, tables: dict[str, pd.DataFrame], scale: str, readin
         cols = comp["evidence_per"]
         wide = {**comp, "filter": {k: v for k, v in (comp.get("filter") or {}).items() if k not in cols},
                 "per": [*comp.get("per", []), *cols]}
-        evidence = judge_comparison(_with_reading(wide, name, decisive["label"]) if decisive["label"] else wide,
+        evidence = judge_comparison(with_reading(wide, name, decisive["label"]) if decisive["label"] else wide,
                                     tables)
     single = any(p.get("single_seed") for p in decisive["parts"] if p["verdict"] != NOT_RUN)
     by = f" by {decisive['label']}" if decisive["label"] and verdict == REPRODUCED else ""

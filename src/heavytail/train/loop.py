@@ -23,7 +23,7 @@ from heavytail.train.distributed import DistContext
 from heavytail.train.optimization import build_optimizer_for, warmup_steps_of
 from heavytail.train.records import comparable, write_metrics
 from heavytail.train.schedule import WarmupDecaySchedule
-from heavytail.train.signals import EXIT_REQUEUE, Requeue, StopRequest
+from heavytail.train.signals import EXIT_REQUEUE, Requeue, StopRequest, mark_requeue
 from heavytail.train.stepping import clip_gradients, forward_backward, settle
 
 # dropout streams of the ranks > 0 under torchrun: rank r is seeded with seed + RANK_SEED_STRIDE * r after every
@@ -214,6 +214,7 @@ class TrainingLoop:
                     print(f"stop requested: checkpoint at step {self.step}, exiting {EXIT_REQUEUE} "
                           "to be requeued", flush=True)
                     sys.stdout.flush()
+                    mark_requeue(self.step)
                 raise Requeue()
         return self._finish(diverged_at)
 

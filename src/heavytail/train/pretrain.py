@@ -22,7 +22,8 @@ from heavytail.provenance import record_run
 
 # the job's own keys beside the pretrain section; corpus + tokenizer build mlm_data when it is missing (the
 # section's snapshot_fractions are the run's own: the plan adds the noise stage's for the run it measures)
-JOB_KEYS = ("model", "optimizer", "seed", "mlm_data", "tuned_choice", "corpus", "tokenizer", "frequency_groups")
+JOB_KEYS = ("model", "optimizer", "seed", "mlm_data", "long_mlm_data", "tuned_choice", "corpus", "tokenizer",
+            "frequency_groups")
 REQUIRED = ("model", "optimizer", "seed", "mlm_data")
 
 
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             bert_arch,
             ensure_mlm_data,
             load_mlm_data,
+            long_phase_of,
             resolve_optimizer,
             train_config,
         )
@@ -77,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         seed = int(cfg["seed"])
         task = MLMPretrainTask(data, bert_arch(cfg, cfg["model"]), nsp=cfg["nsp"], variant=cfg["variant"], seed=seed,
                                eval_batch_size=cfg["eval_batch_size"], model_name=cfg["model"],
-                               frequency_groups=cfg.get("frequency_groups"))
+                               frequency_groups=cfg.get("frequency_groups"),
+                               long_phase=long_phase_of(cfg, cfg["train"]["steps"]))
         if ctx.is_main:
             print(f"unigram baseline (validation MLM loss of training frequencies): {data.unigram_loss:.4f}; "
                   f"context-free floor (sees only the token at the masked position): {data.context_free_loss:.4f}",

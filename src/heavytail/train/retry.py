@@ -5,12 +5,13 @@ checkpointed on SIGTERM (exit 75, the time limit's warning) or that was killed (
 OOM killer) continues from its checkpoint when resubmitted; one that failed on its own (bad input, a bug: any
 other exit code) fails the same way on every 8-GPU allocation it is given. A training rule's shell runs
 
-    python -m heavytail.train.retry check --attempt N --record FILE && <training command> || code=$?
-    python -m heavytail.train.retry record --attempt N --record FILE --exit $code
+    python -m heavytail.train.retry check --attempt N --record FILE && \
+        HEAVYTAIL_REQUEUE_MARKER=FILE.requeue <training command> || code=$?
+    python -m heavytail.train.retry record --attempt N --record FILE --exit $code   # exits with the code
 
 so that attempt N > 1 stops at once, with one line, when attempt N - 1 failed on its own. The check costs a
 Python start without torch; the training command stays the shell's own child, so the signals of the job step
-reach it directly.
+reach it directly. torchrun reports a worker's exit 75 as 1: the marker the engine writes tells them apart.
 """
 
 from __future__ import annotations
@@ -46,10 +47,21 @@ def check(attempt: int, record: Path) -> str | None:
     return None
 
 
-def record_exit(attempt: int, record: Path, code: int) -> None:
+def requeue_marker(record: Path) -> Path:
+    """The file a training process leaves when it checkpointed to be requeued (HEAVYTAIL_REQUEUE_MARKER)."""
+    return record.with_name(record.name + ".requeue")
+
+
+def record_exit(attempt: int, record: Path, code: int) -> int:
+    """Record the attempt's exit code and return it; a requeue reported by torchrun as 1 counts as 75."""
+    marker = requeue_marker(record)
+    if code != 0 and marker.is_file():
+        code = EXIT_REQUEUE
+    marker.unlink(missing_ok=True)
     record.parent.mkdir(parents=True, exist_ok=True)
     with open(record, "a") as fh:
         fh.write(json.dumps({"attempt": attempt, "exit": code}) + "\n")
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exit", type=int, default=0, help="record: the attempt's exit code")
     args = parser.parse_args(argv)
     if args.action == "record":
-        record_exit(args.attempt, args.record, args.exit)
-        return 0
+        return record_exit(args.attempt, args.record, args.exit)
     refusal = check(args.attempt, args.record)
     if refusal:
         sys.stderr.write(f"heavytail: {refusal}\n")

@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import signal
+from pathlib import Path
 
 # EX_TEMPFAIL from sysexits.h: "try again later". A scheduler (SLURM profile, Snakemake retries) requeues it.
 EXIT_REQUEUE = 75
+# torchrun reports any worker's non-zero exit as 1: a training rule names a file here for the engine to write
+# when it stops to be requeued, so that the retry guard (heavytail.train.retry) can tell a requeue from a failure
+REQUEUE_MARKER = "HEAVYTAIL_REQUEUE_MARKER"
+
+
+def mark_requeue(step: int) -> None:
+    """Leave the requeue marker the training rule asked for (none when the variable is unset)."""
+    marker = os.environ.get(REQUEUE_MARKER)
+    if marker:
+        Path(marker).parent.mkdir(parents=True, exist_ok=True)
+        Path(marker).write_text(json.dumps({"step": step, "exit": EXIT_REQUEUE}) + "\n")
 
 
 class StopRequest:

@@ -20,10 +20,11 @@ from pathlib import Path
 
 from heavytail.config import load_job_config, resolve_job_config
 from heavytail.errors import ConfigError
-from heavytail.io import write_json
+from heavytail.io import finite_json, write_json
 from heavytail.provenance import record_run
+from heavytail.train import grids
 
-JOB_KEYS = ("optimizer", "mlm_data", "corpus", "tokenizer")
+JOB_KEYS = ("optimizer", "mlm_data", "long_mlm_data", "corpus", "tokenizer")
 
 
 def grid_points(cfg: dict, label: str) -> list[dict]:
@@ -48,17 +49,6 @@ def point_name(point: dict) -> str:
     if "clip_threshold" in point:
         name += f"_clip{point['clip_threshold']:g}"
     return name
-
-
-def choose(results: list[dict]) -> dict:
-    """The point with the lowest final validation MLM loss among those that did not diverge."""
-    finite = [r for r in results if r["status"] == "ok" and math.isfinite(r["validation_mlm_loss"])]
-    if not finite:
-        # every point diverged: fall back to the smallest step size, and say so
-        best = min(results, key=lambda r: r["hparams"]["lr"])
-        return {**best, "selected_by": "all grid points diverged; smallest lr kept"}
-    best = min(finite, key=lambda r: r["validation_mlm_loss"])
-    return {**best, "selected_by": "lowest final validation MLM loss"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         bert_arch,
         ensure_mlm_data,
         load_mlm_data,
+        long_phase_of,
         train_config,
     )
     from heavytail.train.pretrain import configure_threads
@@ -99,44 +90,34 @@ def main(argv: list[str] | None = None) -> int:
         ensure_mlm_data(cfg)
         data = load_mlm_data(cfg)
         seed, steps = int(tune["seed"]), int(tune["steps"])
-        results = []
-        for point in points:
+
+        def run_point(point: dict) -> dict:
             setting = {**cfg["optimizers"][label], **point}
             point_dir = out / point_name(point)
             print(f"tune {label} {point_name(point)} on {model} for {steps} steps", flush=True)
             task = MLMPretrainTask(data, bert_arch(cfg, model), nsp=cfg["nsp"], variant=cfg["variant"], seed=seed,
-                                   eval_batch_size=cfg["eval_batch_size"], export_hf=False, model_name=model)
+                                   eval_batch_size=cfg["eval_batch_size"], export_hf=False, model_name=model,
+                                   long_phase=long_phase_of(cfg, steps))
             train_cfg = train_config({**cfg, "model": model}, setting, seed, steps=steps)
             with record_run(point_dir, {**train_cfg, "model": model, "optimizer_label": label}) as point_run:
                 result = run_training(task, train_cfg, point_dir, ctx)
                 point_run.update(status=result["status"], diverged_at_step=result["diverged_at_step"])
             final = result["final_validation"] or {}
-            results.append({"hparams": point, "status": result["status"],
-                            "diverged_at_step": result["diverged_at_step"],
-                            "validation_mlm_loss": final.get("mlm_loss", math.inf) if result["status"] == "ok"
-                            else math.inf,
-                            "validation_mlm_accuracy": final.get("mlm_accuracy"), "path": str(point_dir)})
-            print(f"tune {label} {point_name(point)}: {result['status']} validation MLM loss "
-                  f"{results[-1]['validation_mlm_loss']:.4f}", flush=True)
-        best = choose(results)
+            loss = final.get("mlm_loss", math.inf) if result["status"] == "ok" else math.inf
+            print(f"tune {label} {point_name(point)}: {result['status']} validation MLM loss {loss:.4f}", flush=True)
+            return {"status": result["status"], "diverged_at_step": result["diverged_at_step"], "score": loss,
+                    "validation_mlm_loss": loss, "validation_mlm_accuracy": final.get("mlm_accuracy"),
+                    "path": str(point_dir)}
+
+        results, best = grids.tune(points, run_point, "validation MLM loss")
         grid = {"optimizer": label, "model": model, "steps": steps, "seed": seed,
                 "unigram_loss": data.unigram_loss, "context_free_loss": data.context_free_loss, "points": results}
-        write_json(out / "grid.json", _finite(grid))
-        write_json(out / "choice.json", _finite({"optimizer": label, **best}))
-        run.update(choice=best["hparams"], selected_by=best["selected_by"])
+        write_json(out / "grid.json", finite_json(grid))
+        write_json(out / "choice.json", finite_json({"optimizer": label, **best}))
+        run.update(choice=best["hparams"], selected_by=best["selected_by"], widened_with=best["widened_with"],
+                   best_on_edge=best["best_on_edge"])
         print(f"choice for {label}: {json.dumps(best['hparams'])} ({best['selected_by']})", flush=True)
     return 0
-
-
-def _finite(obj):
-    # JSON has no infinity: a diverged point's loss is written as null
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 if __name__ == "__main__":

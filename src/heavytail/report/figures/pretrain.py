@@ -100,12 +100,13 @@ def table2_frame(metrics_paths) -> pd.DataFrame:
     ordered = sorted(depth_of, key=lambda m: (depth_of[m] is None, depth_of[m]))
     rows = []
     for position, model in enumerate(ordered):
-        for optimizer in ("adam", "acclip"):
+        for optimizer in ("adam", "acclip", "acclip_normalized"):  # ACClip's two readings beside Adam
             part = curves[(curves["model"] == model) & (curves["optimizer"] == optimizer)]
             status = runs[(runs["model"] == model) & (runs["optimizer"] == optimizer)]["status"]
             final = part[part["step"] == part["step"].max()] if len(part) else part
             paper_depth = PAPER_DEPTHS[position] if position < len(PAPER_DEPTHS) else None
-            paper = PAPER_TABLE2.get((optimizer, paper_depth), (None, None))
+            paper = PAPER_TABLE2.get(("acclip" if optimizer.startswith("acclip") else optimizer, paper_depth),
+                                     (None, None))
             rows.append({
                 "model": model, "num_layers": depth_of[model], "optimizer": optimizer,
                 "status": ",".join(sorted(set(status))) or "missing",

@@ -1,0 +1,138 @@
+"""The cluster path rehearsed on CPU: `reproduce_all` at paper and at small scale through the local profile, on
+sources in the Hub's and ImageNet's own formats, with torchrun (2 processes, gloo), NSP and BERT's two phases,
+and one training job sent SIGTERM mid-run, requeued by the profile and resumed to the same metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, VENV_BIN, snakemake_env
+from rehearsal import TWO_PROCESS_TRAINING, build_sources, overlay
+
+from heavytail.io import read_json, read_jsonl
+
+PROFILE = ("--workflow-profile", str(REPO / "workflow" / "profiles" / "local"))
+ENV = {**snakemake_env(), **TWO_PROCESS_TRAINING}
+# the job sent SIGTERM: the base model's Adam run, long enough to be caught between checkpoints
+STOPPED = "pretrain/bert_L12/adam/seed0"
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory) -> dict:
+    return build_sources(tmp_path_factory.mktemp("sources"))
+
+
+def rehearsal_workdir(root: Path, scale: str, sources: dict, extra: dict | None = None) -> tuple[Path, tuple]:
+    workdir = root / scale
+    workdir.mkdir()
+    shutil.copy(REPO / "config.yaml", workdir / "config.yaml")
+    settings = overlay(scale, sources)
+    for key, value in (extra or {}).items():
+        settings[key] = {**settings.get(key, {}), **value}
+    (workdir / "rehearsal.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    return workdir, ("--configfile", str(workdir / "rehearsal.yaml"), "--config", f"scale={scale}")
+
+
+def processes_of(run_dir: Path) -> list[int]:
+    """PIDs whose command line names `run_dir`: the job's shell, torchrun and its workers (what a cluster's
+    job-step signal reaches)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if str(run_dir) in cmdline and "snakemake" not in cmdline.split()[0]:
+                found.append(int(proc.name))
+    return found
+
+
+def comparable(run_dir: Path) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "it_per_s"} for r in read_jsonl(run_dir / "metrics.jsonl")]
+
+
+@pytest.mark.slow
+def test_paper_scale_rehearsal_with_a_job_stopped_and_resumed(sources, tmp_path):
+    # the stopped run trains long enough to be caught mid-run; the other runs stay toy-sized
+    workdir, config = rehearsal_workdir(tmp_path, "paper", sources)
+    run_dir = workdir / "results" / "paper" / STOPPED
+    cmd = [str(VENV_BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
+           *PROFILE, "reproduce_all", *config]
+    log_path = workdir / "snakemake.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=ENV, cwd=REPO,
+                                start_new_session=True)
+        try:
+            deadline = time.monotonic() + 1500
+            while not (run_dir / "checkpoint.pt").is_file():  # the first checkpoint: stop it there, mid-run
+                assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()[-4000:]
+                time.sleep(0.2)
+            for pid in processes_of(run_dir):
+                os.kill(pid, signal.SIGTERM)
+            proc.wait(timeout=1500)
+        finally:
+            if proc.poll() is None:  # a failed test leaves no DAG running behind it
+                os.killpg(proc.pid, signal.SIGINT)
+                proc.wait(timeout=120)
+    text = log_path.read_text()
+    assert proc.returncode == 0, text[-6000:]
+    job_log = (workdir / "logs" / "paper" / f"{STOPPED.replace('pretrain/', 'pretrain/', 1)}.log").read_text()
+    assert "exiting 75 to be requeued" in job_log and "attempt 2" in job_log
+    assert "resuming at step" in job_log and "world size 2" in job_log
+    assert [a["exit"] for a in read_jsonl(run_dir / "attempts.jsonl")] == [75, 0]
+    check_paper_outputs(workdir, sources)
+
+    # the same job, uninterrupted: the resumed run's every metrics row is the same
+    interrupted = comparable(run_dir)
+    shutil.move(run_dir, run_dir.with_name("seed0.interrupted"))
+    target = f"results/paper/{STOPPED}/metrics.jsonl"
+    again = subprocess.run([str(VENV_BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+                            "--cores", "2", *PROFILE, target, *config, "--forcerun", "pretrain_bert",
+                            "--rerun-triggers", "mtime", "input"], capture_output=True, text=True, env=ENV)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert comparable(run_dir) == interrupted
+
+
+def check_paper_outputs(workdir: Path, sources: dict) -> None:
+    results = workdir / "results" / "paper"
+    assert (workdir / "reports" / "paper" / "index.html").is_file()
+    for name in ("fig1a", "fig1b", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8"):
+        assert (results / "figures" / f"{name}.png").is_file(), name
+    # the sources' commits are recorded as the revisions the run read
+    corpus = read_json(results / "data" / "corpus" / "stats.json")["source"]
+    assert corpus["wikipedia"]["revision"] == sources["commits"]["wikipedia"]
+    assert corpus["bookcorpus"]["revision"] == sources["commits"]["bookcorpus"]
+    assert read_json(results / "data" / "qa" / "stats.json")["source"]["revision"] == sources["commits"]["squad_parquet"]
+    tokenizer = read_json(results / "data" / "tokenizer" / "tokenizer_stats.json")["source"]
+    assert tokenizer["revision"] == sources["commits"]["tokenizer"]
+    # NSP and both sequence phases: validation at both lengths, SQuAD at the long phase's length
+    final = [r for r in read_jsonl(results / STOPPED / "metrics.jsonl") if r["split"] == "validation"][-1]
+    assert {"nsp_loss", "mlm_loss_long"} <= set(final)
+    scores = read_json(results / "squad" / "bert_L6" / "adam" / "seed0" / "scores.json")
+    assert scores["status"] == "ok" and scores["exact_match"] is not None
+    # ImageNet's flat val/ was read through its devkit labels, without touching the user's folder
+    manifest = read_json(results / "data" / "images" / "manifest.json")
+    assert sum(manifest["counts"]["val"].values()) == 6
+    assert not list((Path(sources["imagenet_dir"]) / "val").glob("n*"))
+
+
+@pytest.mark.slow
+def test_small_scale_rehearsal(sources, tmp_path):
+    workdir, config = rehearsal_workdir(tmp_path, "small", sources)
+    result = subprocess.run([str(VENV_BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+                             "--cores", "2", *PROFILE, "reproduce_all", *config], capture_output=True, text=True,
+                            env=ENV, timeout=1500)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
+    results = workdir / "results" / "small"
+    assert (workdir / "reports" / "small" / "index.html").is_file()
+    qa = read_json(results / "data" / "qa" / "stats.json")
+    assert json.dumps(qa["source"]).count("dev-v1.1.json")  # SQuAD from the official JSON files
