@@ -19,6 +19,8 @@ include: "workflow/rules/squad.smk"
 include: "workflow/rules/theory.smk"
 include: "workflow/rules/vision.smk"
 include: "workflow/rules/noise.smk"
+# --- beyond the paper: later explanations of the Adam-SGD gap, side by side -------------------------------------
+include: "workflow/rules/explanations.smk"
 include: "workflow/rules/bench.smk"
 include: "workflow/rules/report.smk"
 

@@ -83,6 +83,10 @@ def overlay(scale: str, sources: dict) -> dict:
                               "alexnet": {"steps": 2, "batch_size": 4, "image_size": 64, "eval_every": 2}}},
         "noise": {"device": "cpu", "batch_sizes": [4, "train", 2], "n_mean": 2, "n_samples": 16, "n_boot": 10,
                   "per_coordinate": {"coordinates_per_group": 20, "max_samples": 200}},
+        # the later explanations: two optimizers, two batch sizes (2 processes split each), two lrs, two steps
+        "explanations": {"batch_size_sweep": {"optimizers": ["sgdm", "adam"], "batch_sizes": [4, 8], "steps": 2,
+                                              "noise_samples": 16, "lr_grid": {"sgdm": [0.1, 0.3], "adam": [1e-3, 3e-3]}},
+                         "class_imbalance": {"linear": {"steps": 2, "lr_grid": {"sgdm": [10.0, 30.0], "adam": [0.1, 0.3]}}}},
     }
 
 

@@ -29,7 +29,8 @@ DOCUMENTED = {
                         "OPTIMIZER_NAMES": CONSTANT},
     # no __all__: its docstring documents heavytail.report.figures.<figure>(...) for every FIGURE_MODULES key
     "heavytail.report.figures": dict.fromkeys(["fig1a", "fig1b", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7",
-                                               "fig8", "table1", "table2", "table3"], FUNCTION),
+                                               "fig8", "table1", "table2", "table3", "batch_size_sweep",
+                                               "class_imbalance"], FUNCTION),
 }
 
 PROBE = r'''

@@ -20,7 +20,7 @@ import yaml
 from conftest import REPO, VENV_BIN, snakemake_env
 from slurm.single_node import SingleNodeSlurm, unavailable_reason
 
-from heavytail.config import load_config
+from heavytail.config import deep_merge, load_config
 
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
 LINK_PROFILE = REPO / "workflow" / "scripts" / "link_profile.sh"
@@ -40,13 +40,10 @@ SHRUNKEN_TINY = {
         "adam_grid": {"points": 11},
     },
     # a few steps per run: enough to start the engine, train, evaluate and checkpoint inside SLURM
-    "pretrain": {
-        "seeds": [0],
-        "comparison_seeds": 1,
-        # the node's GPUs are /dev/null: the jobs that ask for them compute on the CPU
-        "train": {"steps": 20, "log_every": 5, "eval_every": 10, "checkpoint_every": 10, "device": "cpu"},
-        "tune": {"steps": 10, "lr_grid": {"sgdm": [0.3], "adam": [3.0e-3]}},
-    },
+    # (the node's GPUs are /dev/null: the jobs that ask for them compute on the CPU)
+    "pretrain": {"seeds": [0], "comparison_seeds": 1,
+                 "train": {"steps": 20, "log_every": 5, "eval_every": 10, "checkpoint_every": 10, "device": "cpu"},
+                 "tune": {"steps": 10, "lr_grid": {"sgdm": [0.3], "adam": [3.0e-3]}}},
     "vision": {"models": {"resnet": {"epochs": 1, "eval_every": 2}, "alexnet": {"steps": 4, "eval_every": 2}}},
 }
 # The rules the CI slice sends to SLURM, sized for the 2-core box behind the fake node: one thread, 3 GB each.
@@ -85,7 +82,7 @@ def write_shrunken_config(workdir: Path, extra: dict | None = None) -> Path:
     """config.yaml and the CI overrides (the shrunken experiment plus `extra`) in `workdir`."""
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    overrides = _deep_merge(SHRUNKEN_TINY, extra or {})
+    overrides = deep_merge(SHRUNKEN_TINY, extra or {})
     path = workdir / "ci_overrides.yaml"
     path.write_text(yaml.safe_dump(overrides, sort_keys=False))
     return path
@@ -93,16 +90,6 @@ def write_shrunken_config(workdir: Path, extra: dict | None = None) -> Path:
 
 def ci_config(workdir: Path) -> tuple[str, ...]:
     return ("--configfile", str(workdir / "ci_overrides.yaml"), "--config", "scale=tiny")
-
-
-def _deep_merge(base: dict, extra: dict) -> dict:
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def submitted_jobs(log: str) -> dict[str, list[str]]:
@@ -204,8 +191,9 @@ def check_every_paper_experiment_is_queued(jobs: list[dict]) -> None:
 
 
 # budget target (heavytail.report.budget) -> the rule whose jobs run it
-BUDGET_RULES = {"pretrain depth": "pretrain_bert", "finetune_squad": "finetune_squad",
-                "train_vision": "train_vision", "measure_noise": "measure_noise"}
+BUDGET_RULES = {"pretrain depth": "pretrain_bert", "finetune_squad": "finetune_squad", "train_vision": "train_vision",
+                "measure_noise": "measure_noise", "batch_size_sweep (": "sweep_batch_size",
+                "batch_size_sweep noise": "measure_noise_batch_sizes", "class_imbalance linear": "train_linear_softmax"}
 TRAINING_RULES = ("pretrain_bert", "finetune_squad", "train_vision")
 
 
@@ -312,14 +300,11 @@ def test_ci_dag_runs_through_the_profile_on_real_slurm(slurm_cluster, ci_workdir
     print(f"CI DAG through SLURM: {sum(map(len, jobs.values()))} SLURM jobs in {elapsed:.0f} s")
 
 
-PRETRAIN_SMK = REPO / "workflow" / "rules" / "pretrain.smk"
 RESUMED = re.compile(r"^resuming at step (\d+)/(\d+)", flags=re.M)
 
 
 @pytest.mark.slow
 def test_cancelled_training_job_is_resubmitted_and_resumes_from_its_checkpoint(slurm_cluster, ci_workdir):
-    if not PRETRAIN_SMK.exists():
-        pytest.skip("workflow/rules/pretrain.smk (rule pretrain_bert) is not in the repo yet: nothing trains")
     write_shrunken_config(ci_workdir, {
         "pretrain": {"train": {"steps": 60, "log_every": 5, "eval_every": 30, "checkpoint_every": 5}}})
     # an untuned optimizer on the smallest model: nothing but the prepared data comes before it

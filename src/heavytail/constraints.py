@@ -177,3 +177,32 @@ def check_experiment(experiment: dict) -> list[str]:
     pre, vision = experiment["pretrain"], experiment["vision"]
     return (check_pretrain(pre) + check_squad(experiment["squad"], pre)
             + check_vision(vision, experiment["data"]["images"]) + check_noise(experiment["noise"], pre, vision))
+
+
+def check_explanations(experiment: dict) -> list[str]:
+    """The later explanations' section (heavytail.plan.explanations): labels that resolve, fair grids, batch sizes
+    that end at the full batch; empty when the experiment has no such section."""
+    section = experiment.get("explanations")
+    if not section:
+        return []
+    known = list(section["optimizers"]) + [k for k in experiment["pretrain"]["optimizers"] if k not in section["optimizers"]]
+    sweep, linear = section["batch_size_sweep"], section["class_imbalance"]["linear"]
+    key = "explanations.batch_size_sweep"
+    problems = _names(f"{key}.optimizers", sweep["optimizers"], known, "explanations.optimizers or pretrain.optimizers")
+    problems += _names(f"{key}.lr_grid", sweep["lr_grid"], sweep["optimizers"], f"{key}.optimizers")
+    problems += [f"{key}.lr_grid has no entry {label!r}: every compared label is tuned at every batch size"
+                 for label in sweep["optimizers"] if label not in sweep["lr_grid"]]
+    problems += _names("explanations.class_imbalance.linear.lr_grid", linear["lr_grid"], known,
+                       "explanations.optimizers or pretrain.optimizers")
+    for grid_key, grid in ((f"{key}.lr_grid", sweep["lr_grid"]),
+                           ("explanations.class_imbalance.linear.lr_grid", linear["lr_grid"])):
+        if len({len(values) for values in grid.values()}) > 1:
+            problems.append(f"{grid_key} gives the labels grids of different sizes "
+                            f"({', '.join(f'{k}: {len(v)}' for k, v in grid.items())}): fair tuning tries as many per label")
+    sizes = sweep["batch_sizes"]
+    if sorted(set(sizes)) != list(sizes):
+        problems.append(f"{key}.batch_sizes must increase, each once (got {sizes}); the last is the full batch")
+    elif any(sizes[-1] % b for b in sizes):
+        problems.append(f"{key}.batch_sizes {[b for b in sizes if sizes[-1] % b]} do not divide the full batch "
+                        f"{sizes[-1]} (the subset's size): every epoch must split into whole batches")
+    return problems

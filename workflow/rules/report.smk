@@ -82,6 +82,8 @@ rule check_paper_values:
 rule judge_claims:
     input:
         tables=list(plan_artifacts.aggregated_tables(EXPERIMENT).values()),
+        # beyond the paper: the later explanations' claims read their own tables
+        explanations=plan_explanations.all_tables(EXPERIMENT),
         paper=str(Path(workflow.basedir) / "reports" / "paper.yaml"),
         check=PAPER_CHECK,
     output:
@@ -105,13 +107,19 @@ rule render_report:
         **plan_artifacts.data_summary_inputs(EXPERIMENT),
         artifacts=list(ARTIFACTS.values()),
         tables=list(plan_artifacts.aggregated_tables(EXPERIMENT).values()),
+        explanations=plan_explanations.all_tables(EXPERIMENT),
         budget=named(PATHS.TABLE, "budget").format(scale=SCALE),
         verdicts=VERDICTS_JSON,
         # the paper's numbers, the templates and the captions are sources: editing them re-renders the report
         paper=str(Path(workflow.basedir) / "reports" / "paper.yaml"),
         templates=[
             str(TEMPLATES / name)
-            for name in ("index.html.j2", "_macros.html.j2", "style.css")
+            for name in (
+                "index.html.j2",
+                "_macros.html.j2",
+                "style.css",
+                "explanations.html.j2",
+            )
         ],
         captions=[str(CAPTIONS / f"{name}.rst") for name in ARTIFACTS],
     output:

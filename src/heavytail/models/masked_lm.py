@@ -139,8 +139,9 @@ class MaskedPretrainingMixin:
         count = weights.sum().clamp_min(1.0)
         mlm_loss = (token_loss * weights.flatten()).sum() / count
         correct = ((logits.argmax(-1) == masked_labels).to(logits.dtype) * weights).sum()
+        # the per-position losses, detached: the training task's loss by token frequency reads them
         result = {"loss": mlm_loss, "mlm_loss": mlm_loss.detach(), "mlm_correct": correct.detach(),
-                  "mlm_count": count.detach()}
+                  "mlm_count": count.detach(), "mlm_token_loss": token_loss.detach().view_as(masked_labels)}
         if self.nsp:
             nsp_logits = self.cls.seq_relationship(self.pooled(outputs)).float()
             nsp_loss = F.cross_entropy(nsp_logits, next_sentence_label)

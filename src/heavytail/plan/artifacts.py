@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from heavytail.plan.explanations import FIGURES as EXPLANATION_FIGURES
+from heavytail.plan.explanations import section as explanations_section
 from heavytail.plan.noise import FIGURES as NOISE_FIGURES
 from heavytail.plan.paths import (
     BENCH,
@@ -21,6 +23,8 @@ ARTIFACT_FILES = {
     "fig1a": FIGURE, "fig1b": FIGURE, "fig3": FIGURE, "fig8": FIGURE,
     **{name: FIGURE for name in NOISE_FIGURES},
     "table1": TABLE, "table2": TABLE, "table3": TABLE,
+    # beyond the paper: the later explanations (heavytail.plan.explanations), where the experiment has them
+    **{name: FIGURE for name in EXPLANATION_FIGURES},
 }
 # the data kinds (sections of `data`) the jobs behind each target read: the preflight checks only those
 DATA_KINDS = {
@@ -28,6 +32,7 @@ DATA_KINDS = {
     "table3": {"text", "tokenizer", "qa"},
     "fig1b": {"images"}, "fig8": {"images"}, "table1": set(),
     **{name: {"text", "tokenizer", "images"} for name in NOISE_FIGURES},
+    "batch_size_sweep": {"text", "tokenizer"}, "class_imbalance": {"text", "tokenizer", "images"},
 }
 ALL_DATA = {"text", "tokenizer", "images", "qa"}
 # targets that read no data at all (the budget reads configs; benchmarks time synthetic workloads)
@@ -39,7 +44,9 @@ BENCHMARKS = ("optim", "noise", "vision", "pretrain", "packing", "decode")
 def artifacts(experiment: dict) -> dict[str, str]:
     """{artifact: its file at this scale}, sorted by name."""
     scale = experiment["scale"]
-    return {name: fill(ARTIFACT_FILES[name], scale=scale, name=name) for name in sorted(ARTIFACT_FILES)}
+    skipped = () if explanations_section(experiment) else EXPLANATION_FIGURES
+    return {name: fill(ARTIFACT_FILES[name], scale=scale, name=name) for name in sorted(ARTIFACT_FILES)
+            if name not in skipped}
 
 
 def final_outputs(experiment: dict) -> list[str]:

@@ -45,6 +45,14 @@ THEORY_TABLE = THEORY_DIR + "/table1.csv"
 THEORY_DATA = THEORY_DIR + "/theory_data.json"
 THEORY_ERRORS = THEORY_DIR + "/rate_errors.npz"
 
+# --- later explanations (heavytail.plan.explanations): the batch-size sweep and the linear softmax model ------
+EXPLAIN_ROOT = "results/{scale}/explanations"
+SWEEP_CELL = EXPLAIN_ROOT + "/batch_size_sweep/{optimizer}/bs{batch_size}"
+SWEEP_CHOICE = SWEEP_CELL + "/choice.json"
+SWEEP_NOISE = EXPLAIN_ROOT + "/batch_size_sweep/noise/bs{batch_size}/summary.json"
+LINEAR_CELL = EXPLAIN_ROOT + "/linear_softmax/{optimizer}"
+LINEAR_CHOICE = LINEAR_CELL + "/choice.json"
+
 # --- artifacts and the report ----------------------------------------------------------------------------
 FIGURE = "results/{scale}/figures/{name}.png"
 FIGURE_SVG = "results/{scale}/figures/{name}.svg"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from heavytail.constraints import FIG1A_OPTIMIZERS, TABLE2_OPTIMIZERS
+from heavytail.plan.explanations import frequency_groups_for
 from heavytail.plan.jobs import job_config
 from heavytail.plan.paths import LONG_MLM_DATA, MLM_DATA, PRETRAIN_METRICS, TUNE_CHOICE, fill
 
@@ -39,10 +40,12 @@ def data_inputs(experiment: dict, scale: str) -> list[str]:
 
 
 def pretrain_job(experiment: dict, scale: str, model: str, optimizer: str, seed: str | int) -> dict:
+    groups = frequency_groups_for(experiment, "pretrain", model)  # the base model's runs log the loss by frequency
     return job_config(experiment, "pretrain", model=model, optimizer=optimizer, seed=int(seed),
                       **data_folders(experiment, scale),
                       tuned_choice=tuned_choice(experiment, scale, optimizer),
-                      snapshot_fractions=snapshot_fractions(experiment, model, optimizer, int(seed)))
+                      snapshot_fractions=snapshot_fractions(experiment, model, optimizer, int(seed)),
+                      **({"frequency_groups": groups} if groups else {}))
 
 
 def tune_job(experiment: dict, scale: str, optimizer: str) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from heavytail.constraints import FIG1B_OPTIMIZERS, FIG8_OPTIMIZERS
+from heavytail.plan.explanations import frequency_groups_for
 from heavytail.plan.jobs import job_config
 from heavytail.plan.paths import IMAGES_MANIFEST, VISION_METRICS, VISION_RUN, VISION_TUNE_CHOICE, fill
 
@@ -29,8 +30,10 @@ def tuned_choice_input(experiment: dict, scale: str, model: str, optimizer: str)
 
 
 def vision_job(experiment: dict, scale: str, model: str, optimizer: str, seed: str | int) -> dict:
+    groups = frequency_groups_for(experiment, "vision", model)  # the class-balanced control of the frequency groups
     return job_config(experiment, "vision", model=model, optimizer=optimizer, seed=int(seed),
-                      manifest=fill(IMAGES_MANIFEST, scale=scale), tuned_choice=tuned_choice(scale, model, optimizer))
+                      manifest=fill(IMAGES_MANIFEST, scale=scale), tuned_choice=tuned_choice(scale, model, optimizer),
+                      **({"frequency_groups": groups} if groups else {}))
 
 
 def tune_job(experiment: dict, scale: str, model: str, optimizer: str) -> dict:

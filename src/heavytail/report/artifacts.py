@@ -30,6 +30,7 @@ REPORT_CATEGORY = {
     "fig1a": "BERT pretraining", "fig3": "BERT pretraining", "table2": "BERT pretraining", "table3": "SQuAD",
     "fig1b": "Vision", "fig8": "Vision", "table1": "Theory",
     **dict.fromkeys(("fig2", "fig4", "fig5", "fig6", "fig7"), "Noise"),
+    **dict.fromkeys(("batch_size_sweep", "class_imbalance"), "Beyond the paper"),
 }
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 
 from heavytail.config import load_job_config, resolve_job_config
 from heavytail.io import atomic_path
+from heavytail.plan.explanations import cost as explanations_cost
 from heavytail.report.aggregate import collect_bench
 
 BUDGET_SCALES = ("small", "paper")
@@ -198,7 +199,27 @@ def estimate(scale: str, experiment: dict, bench: pd.DataFrame) -> list[dict]:
     examples = n("batches") * n("batch_size")
     add("measure_noise (fig2, fig4-fig7)", "transformer", n("measurements"), examples,
         base_flops / batch, n, "per example at the base depth; steps counted in examples")
+    _explanations(experiment, add, base_flops / batch, hidden_cfg, depths, vocab, p)
     return rows
+
+
+# beyond the paper: the later explanations' rules, at the base depth (the linear model: 3h x V per masked token)
+EXPLANATION_TARGETS = {"sweep_batch_size": "batch_size_sweep (sweep_batch_size)",
+                       "measure_noise_batch_sizes": "batch_size_sweep noise (measure_noise_batch_sizes)",
+                       "train_linear_softmax": "class_imbalance linear model (train_linear_softmax)"}
+
+
+def _explanations(experiment: dict, add, per_sequence: float, hidden_cfg, depths, vocab: int, sizes: Sizes) -> None:
+    hidden, _ = bert_shape(sorted(depths)[len(depths) // 2], hidden_cfg)
+    totals: dict[str, list] = {}
+    for item in explanations_cost(experiment):
+        per_example = per_sequence if item["kind"] == "bert" else 6 * 3 * hidden * vocab
+        runs, flops = totals.setdefault(item["rule"], [0, 0.0, item["steps"]])[:2]
+        totals[item["rule"]][:2] = [runs + item["runs"], flops + item["runs"] * item["steps"] * item["examples_per_step"]
+                                    * per_example]
+    for rule, (runs, flops, steps) in totals.items():
+        add(EXPLANATION_TARGETS[rule], "transformer", runs, steps, flops / (runs * steps), sizes,
+            "every cell's grid and seeds; flops_per_step averaged over the batch sizes")
 
 
 def budget_table(experiments: dict[str, dict], bench: pd.DataFrame) -> pd.DataFrame:

@@ -5,7 +5,7 @@
 verdicts.json holds, per claim sorted by the paper's artifact: the verdict and every part's evidence (verdicts.py),
 its effect on one axis beside the paper's (effects.py), and the runs it read with their logs (evidence.py); then
 the counts, ACClip's readings and the summary of the rules' check on the paper's own values (paper_check.py,
-read from reports/paper_check.json when given). verdicts.csv beside it has one row per claim.
+read from reports/paper_check.json when given); then the later explanations' claims, apart (explanations_section.py). verdicts.csv beside it has one row per claim.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from heavytail.config import load_job_config, resolve_job_config
 from heavytail.io import atomic_path, read_json, write_json
-from heavytail.report import aggregate, effects, evidence, paper_check, verdicts
+from heavytail.report import aggregate, effects, evidence, explanations_section, paper_check, verdicts
 from heavytail.report.artifacts import PAPER_ARTIFACTS, display_name
 
 # the report job's own keys (besides the report section): artifacts, job logs, the page of all scales
@@ -78,7 +78,9 @@ def judge(paper: dict, tables: dict, scale: str, check: dict, results_root: str,
                            for r in check.get("failures", [])]
     return {"scale": scale, "claims": claims, "counts": group_counts(claims),
             "readings": verdicts.reading_summary(claims, paper.get("readings")), "paper_check": summary,
-            "rules": verdicts.RULES}
+            "rules": verdicts.RULES,
+            # beyond the paper: the later explanations' claims, counted apart (heavytail.report.explanations_section)
+            "later_explanations": explanations_section.judge(paper, tables, scale)}
 
 
 def main(argv: list[str] | None = None) -> None:

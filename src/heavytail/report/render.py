@@ -23,7 +23,7 @@ from docutils.core import publish_parts
 from heavytail.config import REPO_ROOT, load_job_config, resolve_job_config
 from heavytail.errors import ConfigError
 from heavytail.io import atomic_path, read_json, write_json
-from heavytail.report import aggregate, provenance, scoreboard, sections
+from heavytail.report import aggregate, explanations_section, provenance, scoreboard, sections
 from heavytail.report.artifacts import PAPER_ARTIFACTS, display_name
 from heavytail.report.outcomes import VERDICTS
 
@@ -170,6 +170,10 @@ def render(cfg: dict, out_path: Path, results_dir: Path | None = None, tables_di
                                                                "gpu_hours"]),
         provenance=provenance.summary(results_dir, jobs, tables.get("jobs")),
         scales_page=os.path.relpath(cfg["scales_page"], out_dir) if cfg.get("scales_page") else None,
+        # beyond the paper: the later explanations' own section (reports/templates/explanations.html.j2)
+        explanations=explanations_section.section(judged.get("later_explanations"), tables, out_dir,
+                                                  cfg.get("artifacts", {})),
+        fmt=explanations_section.fmt,
     )
     with atomic_path(out_path) as tmp:
         tmp.write_text(html)

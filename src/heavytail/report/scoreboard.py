@@ -63,7 +63,10 @@ def groups(comp: dict) -> str:
 
 
 def _side(check: dict) -> str:
-    return f"below {check['below']:g}" if check.get("below") is not None else f"above {check.get('above', 0):g}"
+    """'below 1.5', or 'above gaussian_tail_index_lo' for a level that names a measured field."""
+    side = "below" if check.get("below") is not None else "above"
+    level = check.get(side, 0)
+    return f"{side} {level:g}" if isinstance(level, int | float) else f"{side} {level}"
 
 
 def part_rows(parts: list[dict]) -> list[dict]:

@@ -22,19 +22,25 @@ import torch.nn.functional as F
 
 from heavytail.errors import ConfigError
 from heavytail.io import content_digest, read_json
+from heavytail.train.group_loss import GroupLoss
 
 MODEL_KEYS = ("arch", "width", "stem_stride", "width_fraction", "hidden", "pool_size")
-# the job's own keys beside the vision section
-JOB_KEYS = ("model", "optimizer", "seed", "manifest", "tuned_choice")
+# the job's own keys beside the vision section; frequency_groups (optional) logs the training loss by class group
+JOB_KEYS = ("model", "optimizer", "seed", "manifest", "tuned_choice", "frequency_groups")
 REQUIRED = ("model", "optimizer", "seed", "manifest")
 
 
 class ClassificationTask:
-    """Task for the engine: a vision model, seeded batches of an ImageFolder, validation loss/top-1/top-5."""
+    """Task for the engine: a vision model, seeded batches of an ImageFolder, validation loss/top-1/top-5.
 
-    def __init__(self, spec: dict, seed: int, train_batches_fn, val_batches_fn):
+    With `class_groups` (class -> frequency group, heavytail.data.frequency), each step also logs every group's
+    training loss: the class-imbalance analysis, whose control class-balanced images are.
+    """
+
+    def __init__(self, spec: dict, seed: int, train_batches_fn, val_batches_fn, class_groups=None):
         self.spec, self.seed = spec, seed
         self._train_batches, self._val_batches = train_batches_fn, val_batches_fn
+        self.group_loss = GroupLoss(class_groups) if class_groups is not None else None
 
     def build_model(self):
         from heavytail.models.vision import build_vision_model
@@ -48,25 +54,35 @@ class ClassificationTask:
         images, labels = batch
         logits = model(images)
         loss = F.cross_entropy(logits.float(), labels)
-        return loss, {"top1": (logits.argmax(1) == labels).float().mean()}
+        stats = {"top1": (logits.argmax(1) == labels).float().mean()}
+        if self.group_loss is not None:  # recomputed per image, detached: the step's loss stays as it was
+            per_image = F.cross_entropy(logits.detach().float(), labels, reduction="none")
+            stats.update(self.group_loss.stats(per_image, labels))
+        return loss, stats
 
     def evaluate(self, model, ctx=None) -> dict:
         """Validation loss, top-1 and top-5; under torchrun each rank scores its share of the images."""
         device = next(model.parameters()).device
         nll, top1, top5, n = 0.0, 0.0, 0.0, 0
+        groups = self.group_loss.zeros() if self.group_loss is not None else {}
         for images, labels in self._val_batches(ctx):
             images, labels = images.to(device), labels.to(device)
             logits = model(images).float()
             nll += float(F.cross_entropy(logits, labels, reduction="sum"))
+            if self.group_loss is not None:
+                self.group_loss.add_to(groups, F.cross_entropy(logits, labels, reduction="none"), labels)
             ranked = logits.topk(min(5, logits.shape[1]), dim=1).indices
             top1 += float((ranked[:, 0] == labels).sum())
             top5 += float((ranked == labels[:, None]).any(1).sum())
             n += len(labels)
-        totals = {"nll": nll, "top1": top1, "top5": top5, "n": float(n)}
+        totals = {"nll": nll, "top1": top1, "top5": top5, "n": float(n), **groups}
         if ctx is not None:
             totals = ctx.sum_values(totals)
-        return {"loss": totals["nll"] / totals["n"], "top1": totals["top1"] / totals["n"],
-                "top5": totals["top5"] / totals["n"]}
+        metrics = {"loss": totals["nll"] / totals["n"], "top1": totals["top1"] / totals["n"],
+                   "top5": totals["top5"] / totals["n"]}
+        if self.group_loss is not None:  # each class group's validation loss
+            metrics.update(self.group_loss.means(totals))
+        return metrics
 
 
 def resolve_optimizer(cfg: dict, model_cfg: dict) -> dict:
@@ -126,7 +142,8 @@ def train_config(cfg: dict, model_cfg: dict, manifest: dict, setting: dict, seed
         "vision": {"model": spec, "image_size": input_size(model_cfg, manifest), "mean": manifest["mean"],
                    "std": manifest["std"], "steps_per_epoch": per_epoch},
         # the images' identity: a rebuilt image folder makes the engine train again rather than reuse the run
-        "task": {"manifest": content_digest(cfg["manifest"]) if cfg.get("manifest") else None},
+        "task": {"manifest": content_digest(cfg["manifest"]) if cfg.get("manifest") else None,
+                 **({"frequency_groups": int(cfg["frequency_groups"])} if cfg.get("frequency_groups") else {})},
     }
 
 
@@ -165,7 +182,19 @@ def build_task(cfg: dict, train_cfg: dict) -> ClassificationTask:
                 loaders[key] = B.worker_val_loader(manifest_path, eval_batch, size, mean, std, workers, decoder,
                                                    ctx.shard if ctx is not None else None)
             return iter(loaders[key])
-    return ClassificationTask(vision["model"], seed, train_fn, val_fn)
+    return ClassificationTask(vision["model"], seed, train_fn, val_fn, class_groups_of(cfg))
+
+
+def class_groups_of(cfg: dict):
+    """Frequency group of every class by its training count (the manifest's), or None without frequency_groups."""
+    if not cfg.get("frequency_groups"):
+        return None
+    from heavytail.data.frequency import frequency_groups
+    from heavytail.data.images import split_root
+
+    manifest, _ = split_root(cfg["manifest"], "train")
+    counts = [manifest["counts"]["train"].get(name, 0) for name in manifest["classes"]]
+    return frequency_groups(counts, int(cfg["frequency_groups"]))
 
 
 def write_snapshot_index(out_dir: str | Path, model_cfg: dict, train_cfg: dict) -> None:

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from heavytail.data.frequency import frequency_groups as frequency_groups_of
+from heavytail.data.frequency import token_counts
 from heavytail.data.mlm import (
     MaskingSpec,
     MLMBatches,
@@ -21,6 +23,7 @@ from heavytail.data.mlm import (
 from heavytail.errors import ConfigError
 from heavytail.io import content_digest, read_json
 from heavytail.models.bert import build_bert
+from heavytail.train.group_loss import GroupLoss
 
 PRELOAD_MAX_TOKENS = 200_000_000  # below this the training split is read into memory once
 
@@ -94,17 +97,23 @@ def long_phase_of(cfg: dict, steps: int) -> tuple[int, MLMData] | None:
 class MLMPretrainTask:
     """Task for the engine: BERT of `arch` (either position kind), Devlin-masked batches, validation MLM loss.
 
-    `model_name` is the architecture's key under pretrain.models, named by configuration errors.
+    `model_name` is the architecture's key under pretrain.models, named by configuration errors. With
+    `frequency_groups` = G, every training step also logs the MLM loss of G token-frequency groups
+    (heavytail.data.frequency: equal shares of the training tokens), read from the loss the step computes anyway.
     """
 
     def __init__(self, data: MLMData, arch: dict, nsp: bool = False, variant: str = "attention", seed: int = 0,
                  eval_batch_size: int = 128, export_hf: bool = True, model_name: str | None = None,
-                 long_phase: tuple[int, MLMData] | None = None):
+                 frequency_groups: int | None = None, long_phase: tuple[int, MLMData] | None = None):
         self.data, self.arch, self.nsp, self.variant = data, arch, nsp, variant
         self.seed, self.eval_batch_size, self.export_hf = seed, eval_batch_size, export_hf
         self.model_name = model_name
         # (first step of the long phase, its data): BERT's second phase, on longer sequences
         self.long_phase = long_phase
+        self.group_loss = None
+        if frequency_groups:
+            groups = frequency_groups_of(token_counts(data.dir), int(frequency_groups))
+            self.group_loss = GroupLoss(groups)
 
     def build_model(self):
         longest = max([self.data.max_seq_length] + ([self.long_phase[1].max_seq_length] if self.long_phase else []))
@@ -124,28 +133,35 @@ class MLMPretrainTask:
         stats = {"mlm_loss": out["mlm_loss"], "mlm_accuracy": out["mlm_correct"] / out["mlm_count"]}
         if "nsp_loss" in out:
             stats["nsp_loss"] = out["nsp_loss"]
+        if self.group_loss is not None:
+            stats.update(self.group_loss.stats(out["mlm_token_loss"], batch["masked_labels"],
+                                               batch.get("masked_weights")))
         return out["loss"], stats
 
     def evaluate(self, model, ctx=None) -> dict:
-        """Validation MLM (and NSP) loss and accuracy at the first phase's length (and, with a long phase,
-        `*_long` at its length); under torchrun each rank scores its share of the rows."""
-        metrics = self._score(model, self.data, ctx)
+        """Validation MLM (and NSP) loss and accuracy at the first phase's length (and, with frequency groups, each
+        group's MLM loss there; with a long phase, `mlm_*_long` at its length); under torchrun each rank scores its
+        share of the rows."""
+        metrics = self._score(model, self.data, ctx, self.group_loss)
         metrics.update(unigram_loss=self.data.unigram_loss, context_free_loss=self.data.context_free_loss)
         if self.long_phase:
             long = self._score(model, self.long_phase[1], ctx)
             metrics.update({f"{k}_long": v for k, v in long.items() if k.startswith("mlm_")})
         return metrics
 
-    def _score(self, model, data: MLMData, ctx) -> dict:
+    def _score(self, model, data: MLMData, ctx, group_loss: GroupLoss | None = None) -> dict:
         device = next(model.parameters()).device
         totals: dict[str, float] = {"mlm_nll": 0.0, "mlm_correct": 0.0, "mlm_count": 0.0, "nsp_nll": 0.0,
                                     "nsp_correct": 0.0, "rows": 0.0}
+        if group_loss is not None:
+            totals.update(group_loss.zeros())
         rows = len(data.validation["input_ids"])
         share = ctx.shard(rows) if ctx is not None else range(rows)
         for start in range(share.start, share.stop, self.eval_batch_size):
             stop = min(start + self.eval_batch_size, share.stop)
             part = {k: v[start:stop] for k, v in data.validation.items()}
-            out = model(**{k: t.to(device) for k, t in to_tensors(part).items()})
+            part_tensors = {k: t.to(device) for k, t in to_tensors(part).items()}
+            out = model(**part_tensors)
             n = len(part["input_ids"])
             totals["mlm_nll"] += float(out["mlm_loss"]) * float(out["mlm_count"])
             totals["mlm_correct"] += float(out["mlm_correct"])
@@ -154,6 +170,9 @@ class MLMPretrainTask:
                 totals["nsp_nll"] += float(out["nsp_loss"]) * n
                 totals["nsp_correct"] += float(out["nsp_correct"])
             totals["rows"] += n
+            if group_loss is not None:
+                group_loss.add_to(totals, out["mlm_token_loss"], part_tensors["masked_labels"],
+                                       part_tensors["masked_weights"])
         if ctx is not None:
             totals = ctx.sum_values(totals)
         metrics = {"mlm_loss": totals["mlm_nll"] / totals["mlm_count"],
@@ -161,6 +180,8 @@ class MLMPretrainTask:
         if self.nsp:
             metrics["nsp_loss"] = totals["nsp_nll"] / totals["rows"]
             metrics["nsp_accuracy"] = totals["nsp_correct"] / totals["rows"]
+        if group_loss is not None:  # the loss by token frequency on the fixed validation set
+            metrics.update(group_loss.means(totals))
         metrics["loss"] = metrics["mlm_loss"] + metrics.get("nsp_loss", 0.0)
         return metrics
 
@@ -221,12 +242,15 @@ def task_identity(cfg: dict) -> dict:
     e.g. a retrained tokenizer changes the data; the engine must then train again, not resume)."""
     data = _data_digest(Path(cfg["mlm_data"]))
     long = cfg.get("long_phase")
-    return {"model": bert_arch(cfg, cfg["model"]),
-            "variant": cfg["variant"], "nsp": bool(cfg["nsp"]),
-            "max_seq_length": cfg["max_seq_length"], "mask_probability": cfg["mask_probability"],
-            "max_predictions_per_seq": cfg["max_predictions_per_seq"],
-            "validation_sequences": cfg["validation_sequences"], "data": data,
-            "long_phase": long, "long_data": _data_digest(Path(cfg["long_mlm_data"])) if long else None}
+    identity = {"model": bert_arch(cfg, cfg["model"]),
+                "variant": cfg["variant"], "nsp": bool(cfg["nsp"]),
+                "max_seq_length": cfg["max_seq_length"], "mask_probability": cfg["mask_probability"],
+                "max_predictions_per_seq": cfg["max_predictions_per_seq"],
+                "validation_sequences": cfg["validation_sequences"], "data": data,
+                "long_phase": long, "long_data": _data_digest(Path(cfg["long_mlm_data"])) if long else None}
+    if cfg.get("frequency_groups"):  # a finished run without the group statistics is not reused
+        identity["frequency_groups"] = int(cfg["frequency_groups"])
+    return identity
 
 
 def _data_digest(data_dir: Path) -> str | None:

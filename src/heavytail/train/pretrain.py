@@ -3,7 +3,8 @@
 The config is the pretrain preset plus `model` (a key of `models`), `optimizer` (a key of `optimizers`),
 `seed`, `mlm_data` (prepared data folder; built from `corpus` + `tokenizer` if missing) and optionally
 `tuned_choice` (a tune stage's choice.json whose hparams override the optimizer's). Run under
-`torchrun --nproc_per_node N` for data-parallel training. Exit codes: 0 finished or diverged (see run.json
+`torchrun --nproc_per_node N` for data-parallel training. `frequency_groups` (optional) logs the training loss
+of that many token-frequency groups (the class-imbalance analysis). Exit codes: 0 finished or diverged (see run.json
 `status`), 75 checkpointed on SIGTERM/SIGUSR1 (rerun to resume), anything else an error.
 """
 
@@ -21,7 +22,8 @@ from heavytail.provenance import record_run
 
 # the job's own keys beside the pretrain section; corpus + tokenizer build mlm_data when it is missing (the
 # section's snapshot_fractions are the run's own: the plan adds the noise stage's for the run it measures)
-JOB_KEYS = ("model", "optimizer", "seed", "mlm_data", "long_mlm_data", "tuned_choice", "corpus", "tokenizer")
+JOB_KEYS = ("model", "optimizer", "seed", "mlm_data", "long_mlm_data", "tuned_choice", "corpus", "tokenizer",
+            "frequency_groups")
 REQUIRED = ("model", "optimizer", "seed", "mlm_data")
 
 
@@ -77,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         seed = int(cfg["seed"])
         task = MLMPretrainTask(data, bert_arch(cfg, cfg["model"]), nsp=cfg["nsp"], variant=cfg["variant"], seed=seed,
                                eval_batch_size=cfg["eval_batch_size"], model_name=cfg["model"],
+                               frequency_groups=cfg.get("frequency_groups"),
                                long_phase=long_phase_of(cfg, cfg["train"]["steps"]))
         if ctx.is_main:
             print(f"unigram baseline (validation MLM loss of training frequencies): {data.unigram_loss:.4f}; "

@@ -21,6 +21,8 @@ FIGURE_MODULES = {
     "fig7": "noise",
     "table1": "theory",
     "table3": "squad",
+    "batch_size_sweep": "explanations",
+    "class_imbalance": "explanations",
 }
 
 
