@@ -56,6 +56,8 @@ def write_noise(results: Path, model: str, data: str, step: int, alpha: tuple[fl
                "mean": 1.0, "std": 0.1, "quantiles": {"50": 1.0, "99": 1.3},
                "tail_index": {"alpha": a, "lo": lo, "hi": hi}, "block_tail_index": a,
                "block_tail_index_lo": a - 0.02, "block_tail_index_hi": a + 0.02,
+               # the same estimator on Gaussian norms of the same count (measure.py's reference)
+               "gaussian_tail_index": 2.0, "gaussian_tail_index_lo": 1.9, "gaussian_tail_index_hi": 2.1,
                "variance_relative_range": variance_range}
         if coordinate is not None:
             row.update(coordinate_tail_index=coordinate, coordinate_tail_index_lo=coordinate - 0.05,
