@@ -21,6 +21,9 @@ from heavytail.io import read_json, read_jsonl
 
 PROFILE = ("--workflow-profile", str(REPO / "workflow" / "profiles" / "local"))
 ENV = {**snakemake_env(), **TWO_PROCESS_TRAINING}
+# small is a one-GPU scale: every job one process (torchrun is rehearsed at paper scale); no GPU resource
+# either, so the CPU runs two jobs at a time
+ONE_PROCESS_TRAINING = {**snakemake_env(), "HEAVYTAIL_LOCAL_GPUS": "0"}
 # the job sent SIGTERM: the base model's Adam run, long enough to be caught between checkpoints
 STOPPED = "pretrain/bert_L12/adam/seed0"
 
@@ -134,8 +137,10 @@ def test_small_scale_rehearsal(sources, tmp_path):
     workdir, config = rehearsal_workdir(tmp_path, "small", sources)
     result = subprocess.run([str(VENV_BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir),
                              "--cores", "2", *PROFILE, "reproduce_all", *config], capture_output=True, text=True,
-                            env=ENV, timeout=1500)
+                            env=ONE_PROCESS_TRAINING, timeout=1500)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
+    training_logs = [path.read_text() for path in (workdir / "logs" / "small" / "pretrain").glob("*/*/seed*.log")]
+    assert training_logs and all("world size 1" in text for text in training_logs)  # as on small's one GPU
     results = workdir / "results" / "small"
     assert (workdir / "reports" / "small" / "index.html").is_file()
     qa = read_json(results / "data" / "qa" / "stats.json")
