@@ -189,12 +189,14 @@ def check_explanations(experiment: dict) -> list[str]:
     sweep, linear = section["batch_size_sweep"], section["class_imbalance"]["linear"]
     key = "explanations.batch_size_sweep"
     problems = _names(f"{key}.optimizers", sweep["optimizers"], known, "explanations.optimizers or pretrain.optimizers")
-    problems += _names(f"{key}.lr_grid", sweep["lr_grid"], sweep["optimizers"], f"{key}.optimizers")
+    # a grid of a label the sweep does not compare is unused (a --configfile merges into the scale's grids)
+    problems += _names(f"{key}.lr_grid", sweep["lr_grid"], known, "explanations.optimizers or pretrain.optimizers")
     problems += [f"{key}.lr_grid has no entry {label!r}: every compared label is tuned at every batch size"
                  for label in sweep["optimizers"] if label not in sweep["lr_grid"]]
     problems += _names("explanations.class_imbalance.linear.lr_grid", linear["lr_grid"], known,
                        "explanations.optimizers or pretrain.optimizers")
-    for grid_key, grid in ((f"{key}.lr_grid", sweep["lr_grid"]),
+    compared = {label: values for label, values in sweep["lr_grid"].items() if label in sweep["optimizers"]}
+    for grid_key, grid in ((f"{key}.lr_grid", compared),
                            ("explanations.class_imbalance.linear.lr_grid", linear["lr_grid"])):
         if len({len(values) for values in grid.values()}) > 1:
             problems.append(f"{grid_key} gives the labels grids of different sizes "
