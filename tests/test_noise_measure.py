@@ -159,7 +159,7 @@ def test_measuring_a_saved_snapshot_equals_measuring_the_model_in_memory(bert_jo
     plan = {**SETTINGS, "measurements": [{"name": "m", "run": str(run), "fraction": 0.7, "batch_size": 8}]}
     assert main(["--config", json.dumps(plan), "--out", str(tmp_path / "noise")]) == 0
 
-    task = MLMPretrainTask(data, bert_job["models"]["bert_tiny"], seed=SETTINGS["seed"])
+    task = MLMPretrainTask(data, bert_arch(bert_job, "bert_tiny"), seed=SETTINGS["seed"])
     in_memory = measure_noise(model, lambda m, b: task.loss(m, b)[0], Steps(task, 8), n_mean=4, n_samples=24,
                               n_boot=20, seed=SETTINGS["seed"])
     with np.load(tmp_path / "noise" / "m" / "noise.npz") as saved:

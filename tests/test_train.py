@@ -19,7 +19,7 @@ from heavytail.data.mlm import prepare_mlm_data
 from heavytail.errors import ConfigError
 from heavytail.io import read_json, read_jsonl, write_json
 from heavytail.train.engine import EXIT_REQUEUE, run_training
-from heavytail.train.mlm_task import MLMPretrainTask, load_mlm_data, train_config
+from heavytail.train.mlm_task import MLMPretrainTask, bert_arch, load_mlm_data, train_config
 from heavytail.train.schedule import schedule_factor
 
 torch.set_num_threads(1)
@@ -74,7 +74,8 @@ def job(tmp_path_factory) -> dict:
 
 def train_in_process(job: dict, out: Path, **train_overrides) -> dict:
     data = load_mlm_data(job)
-    task = MLMPretrainTask(data, job["models"][job["model"]], seed=job["seed"])
+    # the architecture as the entry point builds it: the job's position embeddings included
+    task = MLMPretrainTask(data, bert_arch(job, job["model"]), seed=job["seed"])
     cfg = train_config(job, job["optimizers"][job["optimizer"]], job["seed"])
     cfg.update(train_overrides)
     return run_training(task, cfg, out)
@@ -229,7 +230,7 @@ def test_nsp_data_pairs_and_training_report_nsp_metrics(job, tmp_path):
     assert types[0] == 0 and types[-1] == 1
     nsp_job = {**job, "nsp": True, "mlm_data": str(tmp_path / "nsp")}
     data = load_mlm_data(nsp_job)
-    task = MLMPretrainTask(data, job["models"]["bert_L1"], nsp=True, export_hf=False)
+    task = MLMPretrainTask(data, bert_arch(job, "bert_L1"), nsp=True, export_hf=False)
     cfg = train_config(nsp_job, job["optimizers"]["adam"], 0, steps=4)
     result = run_training(task, cfg, tmp_path / "run")
     final = result["final_validation"]
