@@ -20,6 +20,12 @@ from rehearsal import TWO_PROCESS_TRAINING, build_sources, overlay
 from heavytail.io import read_json, read_jsonl
 
 PROFILE = ("--workflow-profile", str(REPO / "workflow" / "profiles" / "local"))
+# Each rehearsal runs a whole DAG (~70 jobs, 2 processes per training job): ~20 minutes apiece on 2 cores, three
+# times the suite's budget for them. Until they are shrunk to it, they run on request:
+#   HEAVYTAIL_REHEARSAL=1 bash workflow/scripts/test.sh tests/test_rehearsal.py
+pytestmark = pytest.mark.skipif(os.environ.get("HEAVYTAIL_REHEARSAL") != "1",
+                                reason="the paper and small rehearsals take ~40 minutes on 2 cores: "
+                                       "set HEAVYTAIL_REHEARSAL=1 to run them")
 ENV = {**snakemake_env(), **TWO_PROCESS_TRAINING}
 # small is a one-GPU scale: every job one process (torchrun is rehearsed at paper scale); no GPU resource
 # either, so the CPU runs two jobs at a time
