@@ -75,13 +75,15 @@ def overlay(scale: str, sources: dict) -> dict:
             "tune": {"steps": 4, "lr_grid": {"sgdm": [0.1], "gclip": [1.0], "adam": [1e-3], "acclip": [1.0],
                                              "acclip_normalized": [1e-3]}, "clip_threshold_grid": {"gclip": [1.0]}},
         },
-        "squad": {"models": [next(iter(models[scale]))], "seeds": [0], "epochs": 0.5, "max_seq_length": 64,
+        # ~18k windows of 64 tokens: 0.01 epoch is ~45 steps
+        "squad": {"models": [next(iter(models[scale]))], "seeds": [0], "epochs": 0.01, "max_seq_length": 64,
                   "doc_stride": 16, "max_query_length": 16, "eval_batch_size": 16,
                   "train": {"batch_size": 4, "log_every": 2, "checkpoint_every": 2, "device": "cpu"}},
         "vision": {"device": "cpu", "num_workers": 0, "eval_batch_size": 6,
                    "models": {"resnet": {"epochs": 1, "batch_size": 4, "image_size": 32},
                               "alexnet": {"steps": 2, "batch_size": 4, "image_size": 64, "eval_every": 2}}},
-        "noise": {"device": "cpu", "batch_sizes": [4, "train", 2], "n_mean": 2, "n_samples": 16, "n_boot": 10,
+        # a ResNet50 pass at 224 px takes ~1 s on this CPU: few, small batches
+        "noise": {"device": "cpu", "batch_sizes": [2, "train"], "n_mean": 2, "n_samples": 16, "n_boot": 10,
                   "per_coordinate": {"coordinates_per_group": 20, "max_samples": 200}},
         # the later explanations: two optimizers, two batch sizes (2 processes split each), two lrs, two steps
         "explanations": {"batch_size_sweep": {"optimizers": ["sgdm", "adam"], "batch_sizes": [4, 8], "steps": 2,
