@@ -82,7 +82,7 @@ def overlay(scale: str, sources: dict) -> dict:
         "vision": {"device": "cpu", "num_workers": 0, "eval_batch_size": 6,
                    "models": {"resnet": {"epochs": 1, "batch_size": 4, "image_size": 32},
                               "alexnet": {"steps": 2, "batch_size": 4, "image_size": 64, "eval_every": 2}}},
-        # a ResNet50 pass at 224 px takes ~1 s on this CPU: few, small batches
+        # a noise pass of the ResNet50 measured ~1 s on this CPU: few, small batches
         "noise": {"device": "cpu", "batch_sizes": [2, "train"], "n_mean": 2, "n_samples": 16, "n_boot": 10,
                   "per_coordinate": {"coordinates_per_group": 20, "max_samples": 200}},
         # the later explanations: two optimizers, two batch sizes (2 processes split each), two lrs, two steps
