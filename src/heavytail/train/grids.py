@@ -1,12 +1,12 @@
-"""Learning-rate grids that bracket their optimum: when the best lr of a grid sits on its edge, the grid is
-widened once more by the grid's own ratio, and the choice says whether its best is still on an edge."""
+"""Tuning grids that bracket their optimum: when the best lr (or GClip's clip threshold) of a grid sits on its
+edge, that grid is widened once more by its own ratio, and the choice says whether its best is still on an edge."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 
-# how many times a grid is widened past an edge before its choice is reported as still on the edge
+# how many times each grid is widened past an edge before its choice is reported as still on the edge
 WIDEN_ROUNDS = 1
 
 
@@ -24,32 +24,58 @@ def choose(results: list[dict], metric: str) -> dict:
     return {**min(ok, key=lambda r: r["score"]), "selected_by": f"lowest final {metric}"}
 
 
+# the tuned hyperparameters whose grids must bracket their best value, in the order they are widened
+TUNED_KEYS = ("lr", "clip_threshold")
+
+
 def beyond_edge(results: list[dict], best: dict) -> dict | None:
-    """The next lr past the grid's edge when `best` sits on it (among the points tried at its clip threshold, a
-    diverged one included: a larger lr that diverges brackets the best from above): the edge lr times the
-    grid's ratio there; None when the best lr is inside the grid, or the grid has one lr."""
-    clip = best["hparams"].get("clip_threshold")
-    lrs = sorted({r["hparams"]["lr"] for r in results if r["hparams"].get("clip_threshold") == clip})
-    lr = best["hparams"]["lr"]
-    if len(lrs) < 2 or lrs[0] < lr < lrs[-1]:
+    """The next point past a grid's edge when `best` sits on it, for the first of TUNED_KEYS that does; None
+    when every tuned value of `best` is inside its grid (or its grid has one value)."""
+    for key in TUNED_KEYS:
+        extra = _beyond_edge_of(results, best, key)
+        if extra is not None:
+            return extra
+    return None
+
+
+def _beyond_edge_of(results: list[dict], best: dict, key: str) -> dict | None:
+    """Past the edge along `key`, judged among the points that share the best's other values (a diverged one
+    included: a larger lr that diverges brackets the best from above): the edge value times the grid's ratio
+    there. A grid of one value has no edge."""
+    if key not in best["hparams"]:
         return None
-    edge, neighbour = (lrs[0], lrs[1]) if lr == lrs[0] else (lrs[-1], lrs[-2])
-    return {**best["hparams"], "lr": edge * edge / neighbour}
+    others = {k: v for k, v in best["hparams"].items() if k != key}
+    values = sorted({r["hparams"][key] for r in results
+                     if key in r["hparams"] and {k: v for k, v in r["hparams"].items() if k != key} == others})
+    if len(values) < 2:  # a point added by widening another key: its grid along `key` is the whole grid's
+        values = sorted({r["hparams"][key] for r in results if key in r["hparams"]})
+    value = best["hparams"][key]
+    if len(values) < 2 or values[0] < value < values[-1]:
+        return None
+    edge, neighbour = (values[0], values[1]) if value == values[0] else (values[-1], values[-2])
+    return {**best["hparams"], key: edge * edge / neighbour}
 
 
 def tune(points: list[dict], run: Callable[[dict], dict], metric: str) -> tuple[list[dict], dict]:
-    """Run every point, then widen past an edge up to WIDEN_ROUNDS times; (results, choice). `run(point)`
-    returns {status, score, ...}; the choice records the lrs added and whether its best is still on an edge."""
+    """Run every point, then widen past an edge up to WIDEN_ROUNDS times per tuned key; (results, choice).
+    `run(point)` returns {status, score, ...}; the choice records the values added (`widened_with`, one
+    {key: value} per added point) and whether its best is still on an edge."""
     results = [{"hparams": point, **run(point)} for point in points]
-    added = []
-    for _ in range(WIDEN_ROUNDS):
+    added: list[dict] = []
+    rounds = dict.fromkeys(TUNED_KEYS, 0)
+    while finite(results):
         best = choose(results, metric)
-        extra = beyond_edge(results, best) if finite(results) else None
-        if extra is None:
+        # the first grid whose best sits on its edge and that may still widen
+        widening = next(((key, extra) for key in TUNED_KEYS if rounds[key] < WIDEN_ROUNDS
+                         for extra in [_beyond_edge_of(results, best, key)] if extra is not None), None)
+        if widening is None:
             break
-        print(f"best lr {best['hparams']['lr']:g} is on the grid's edge: widening to lr {extra['lr']:g}", flush=True)
+        key, extra = widening
+        rounds[key] += 1
+        print(f"best {key} {best['hparams'][key]:g} is on the grid's edge: widening to {key} {extra[key]:g}",
+              flush=True)
         results.append({"hparams": extra, "widened": True, **run(extra)})
-        added.append(extra["lr"])
+        added.append({key: extra[key]})
     best = choose(results, metric)
     on_edge = bool(finite(results)) and beyond_edge(results, best) is not None
     return results, {**best, "widened_with": added, "best_on_edge": on_edge}
