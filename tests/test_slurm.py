@@ -43,7 +43,7 @@ SHRUNKEN_TINY = {
     # (the node's GPUs are /dev/null: the jobs that ask for them compute on the CPU)
     "pretrain": {"seeds": [0], "comparison_seeds": 1,
                  "train": {"steps": 20, "log_every": 5, "eval_every": 10, "checkpoint_every": 10, "device": "cpu"},
-                 "tune": {"steps": 10, "lr_grid": {"sgdm": [0.3], "adam": [3.0e-3]}}},
+                 "tune": {"steps": 20, "lr_grid": {"sgdm": [0.3], "adam": [3.0e-3]}}},
     "vision": {"models": {"resnet": {"epochs": 1, "eval_every": 2}, "alexnet": {"steps": 4, "eval_every": 2}}},
 }
 # The rules the CI slice sends to SLURM, sized for the 2-core box behind the fake node: one thread, 3 GB each.
