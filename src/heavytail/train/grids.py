@@ -31,10 +31,16 @@ TUNED_KEYS = ("lr", "clip_threshold")
 def beyond_edge(results: list[dict], best: dict) -> dict | None:
     """The next point past a grid's edge when `best` sits on it, for the first of TUNED_KEYS that does; None
     when every tuned value of `best` is inside its grid (or its grid has one value)."""
-    for key in TUNED_KEYS:
+    found = _first_edge(results, best, TUNED_KEYS)
+    return found[1] if found else None
+
+
+def _first_edge(results: list[dict], best: dict, keys) -> tuple[str, dict] | None:
+    """(key, next point) of the first of `keys` whose grid has `best` on its edge."""
+    for key in keys:
         extra = _beyond_edge_of(results, best, key)
         if extra is not None:
-            return extra
+            return key, extra
     return None
 
 
@@ -66,8 +72,7 @@ def tune(points: list[dict], run: Callable[[dict], dict], metric: str) -> tuple[
     while finite(results):
         best = choose(results, metric)
         # the first grid whose best sits on its edge and that may still widen
-        widening = next(((key, extra) for key in TUNED_KEYS if rounds[key] < WIDEN_ROUNDS
-                         for extra in [_beyond_edge_of(results, best, key)] if extra is not None), None)
+        widening = _first_edge(results, best, [k for k in TUNED_KEYS if rounds[k] < WIDEN_ROUNDS])
         if widening is None:
             break
         key, extra = widening
