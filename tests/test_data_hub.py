@@ -224,12 +224,13 @@ def test_squad_parquet_and_official_json_give_the_same_qa(tiny, tmp_path):
 
 
 def test_data_problems_gathers_every_stage(tmp_path):
-    from heavytail.data.checks import data_problems
+    from heavytail.preflight import input_problems
 
     cfg = small_job(tmp_path)
     cfg["paths"]["imagenet_dir"] = str(tmp_path / "no_imagenet")
-    problems = data_problems(cfg)
+    problems = input_problems(cfg, ("text", "tokenizer", "qa", "images"))["user"]
     assert [p.split(" ")[0].rstrip(":") for p in problems] == [
         "data.text.wikipedia.revision", "data.text.bookcorpus.revision", "data.tokenizer.revision",
         "data.qa.squad.revision", "paths.imagenet_dir"]
-    assert data_problems(cfg, images=False) == problems[:-1]  # a BERT-only DAG needs no ImageNet
+    # a BERT-only DAG needs no ImageNet
+    assert input_problems(cfg, ("text", "tokenizer", "qa"))["user"] == problems[:-1]

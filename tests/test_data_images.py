@@ -244,3 +244,18 @@ def test_imagenet_manifest_points_at_the_user_folder(tmp_path):
     assert not list(out.parent.glob("n0*"))  # pointed to, not copied
 
 
+
+
+def test_each_rank_validates_its_own_share_of_the_images(manifest, imagenet):
+    """#16: validation ran on rank 0 while the other GPUs idled. Each rank now reads a contiguous share; the
+    shares, in rank order, are the whole split once."""
+    from heavytail.data.image_batches import worker_val_loader
+    from heavytail.data.images import IMAGENET_MEAN, IMAGENET_STD
+    from heavytail.train.distributed import DistContext
+
+    expected = torch.tensor([imagenet["wnids"].index(w) for _, w in sorted(imagenet["val_labels"].items())])
+    shares = [torch.cat([labels for _, labels in worker_val_loader(
+        manifest, 2, 32, IMAGENET_MEAN, IMAGENET_STD, num_workers=0, shard=DistContext(rank=rank, world_size=2).shard)])
+        for rank in (0, 1)]
+    assert [len(s) for s in shares] == [(len(expected) + 1) // 2, len(expected) // 2]
+    assert torch.equal(torch.cat(shares), expected)

@@ -20,12 +20,6 @@ from rehearsal import TWO_PROCESS_TRAINING, build_sources, overlay
 from heavytail.io import read_json, read_jsonl
 
 PROFILE = ("--workflow-profile", str(REPO / "workflow" / "profiles" / "local"))
-# Each rehearsal runs a whole DAG (~70 jobs, 2 processes per training job): ~20 minutes apiece on 2 cores, three
-# times the suite's budget for them. Until they are shrunk to it, they run on request:
-#   HEAVYTAIL_REHEARSAL=1 bash workflow/scripts/test.sh tests/test_rehearsal.py
-pytestmark = pytest.mark.skipif(os.environ.get("HEAVYTAIL_REHEARSAL") != "1",
-                                reason="the paper and small rehearsals take ~40 minutes on 2 cores: "
-                                       "set HEAVYTAIL_REHEARSAL=1 to run them")
 ENV = {**snakemake_env(), **TWO_PROCESS_TRAINING}
 # small is a one-GPU scale: every job one process (torchrun is rehearsed at paper scale); no GPU resource
 # either, so the CPU runs two jobs at a time
@@ -102,6 +96,12 @@ def test_paper_scale_rehearsal_with_a_job_stopped_and_resumed(sources, tmp_path)
     assert "exiting 75 to be requeued" in job_log and "attempt 2" in job_log
     assert "resuming at step" in job_log and "world size 2" in job_log
     assert [a["exit"] for a in read_jsonl(run_dir / "attempts.jsonl")] == [75, 0]
+    # the jobs use the project's Hugging Face cache, not the one of the shell that started Snakemake
+    assert os.environ["HF_HOME"] != str(workdir / "resources" / "hf_home")
+    assert read_json(run_dir / "run.json")["hf_home"] == str(workdir / "resources" / "hf_home")
+    # every training job under torchrun: its 2 processes share the job's 2 cores (each took all of them before)
+    logs = [p.read_text() for p in (workdir / "logs" / "paper").rglob("*.log") if "world size 2" in p.read_text()]
+    assert len(logs) >= 5 and all("1 threads per process" in text for text in logs)
     check_paper_outputs(workdir, sources)
 
     # the same job, uninterrupted: the resumed run's every metrics row is the same

@@ -129,7 +129,8 @@ def test_profile_is_found_by_name_after_setup_and_never_clobbers_another(tmp_pat
 
 def test_paper_dry_run_through_the_profile_by_name(tmp_path):
     """`snakemake -n --profile slurm reproduce_all` from the repo root: paper scale, GPUs where training runs."""
-    env = {**snakemake_env(), "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "HEAVYTAIL_SLURM_PARTITION": "gpu-a100"}
+    env = {**snakemake_env(), "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "HEAVYTAIL_SLURM_PARTITION": "gpu-a100",
+           "HEAVYTAIL_SLURM_CONSTRAINT": "a100|h100"}
     subprocess.run(["bash", str(LINK_PROFILE)], env=env, check=True, capture_output=True)
     workdir = tmp_path / "work"
     workdir.mkdir()
@@ -155,6 +156,13 @@ def test_paper_dry_run_through_the_profile_by_name(tmp_path):
             # its attempt with train.retry, which is not the job's own command
             launcher = rf"torchrun --standalone --nproc_per_node {gpus}( --\S+ \S+)*" if gpus > 1 else "python"
             assert re.search(rf"(?<![\w-]){launcher} -m heavytail\.(?!train\.retry)", job["shell"]), job
+            # GPU jobs only land on the GPUs the site names (the torch build has kernels for sm_75 and newer)
+            assert res.get("constraint") == "a100|h100", job
+            if gpus > 1:
+                # torchrun kills its workers this long after forwarding SLURM's SIGTERM (its default, 30 s, is
+                # shorter than a checkpoint may take); the time limit comes 120 s after the signal
+                timeout = re.search(r"--shutdown-timeout (\d+)", job["shell"])
+                assert timeout and 30 < int(timeout[1]) < 120, job["shell"]
     set_resources = profile_settings()["set-resources"]
     for job in jobs:
         if job["rule"] in TRAINING_RULES:

@@ -237,3 +237,77 @@ def test_nsp_data_pairs_and_training_report_nsp_metrics(job, tmp_path):
     final = result["final_validation"]
     assert result["status"] == "ok" and 0 <= final["nsp_accuracy"] <= 1
     assert final["loss"] == pytest.approx(final["mlm_loss"] + final["nsp_loss"])
+
+
+def loop_of(job: dict, out: Path, ctx, **train_overrides):
+    """The engine's training loop of `job` on `ctx`, built as run_training builds it (seeded, checked config)."""
+    from heavytail.train.checkpoint import seed_everything
+    from heavytail.train.engine import check_train_config
+    from heavytail.train.loop import TrainingLoop
+    from heavytail.train.signals import StopRequest
+
+    task = MLMPretrainTask(load_mlm_data(job), bert_arch(job, job["model"]), seed=job["seed"])
+    cfg = check_train_config({**train_config(job, job["optimizers"][job["optimizer"]], job["seed"]),
+                              **train_overrides})
+    seed_everything(int(cfg["seed"]))
+    with StopRequest() as stop:
+        return TrainingLoop(task, cfg, out, ctx, stop)
+
+
+def test_a_run_on_a_gpu_restores_its_checkpoint_through_the_cpu(job, tmp_path, monkeypatch):
+    """#16: restoring with map_location=<the run's device> put the RNG states on the GPU, and
+    torch.set_rng_state raised TypeError, so every GPU resume crashed. The checkpoint is read onto the CPU
+    whatever the device (here a CUDA run's, which this CPU cannot even map to); the state dicts move it."""
+    from heavytail.train.distributed import DistContext
+
+    out = tmp_path / "run"
+    train_in_process(job, out, steps=6, checkpoint_every=3)
+    loop = loop_of(job, out, DistContext(), steps=6, checkpoint_every=3)
+    mapped = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: mapped.append(k.get("map_location")) or real_load(*a, **k))
+    loop.ctx = DistContext(device=torch.device("cuda"))  # the device the run computes on
+    assert loop.restore() and loop.step == 6
+    assert mapped == ["cpu"]
+    saved = real_load(out / "checkpoint.pt", weights_only=True)
+    assert all(torch.equal(v, saved["model"][k]) for k, v in loop.model.state_dict().items())
+
+
+def test_every_rank_draws_its_own_dropout_masks_from_the_same_weights(job, tmp_path):
+    """#16: every rank was seeded alike, so DDP's ranks dropped the same units. The weights start equal on every
+    rank; the random stream that dropout draws from differs from rank 0's."""
+    from heavytail.train.distributed import DistContext
+
+    dropout_job = {**job, "models": {"bert_L1": {**job["models"]["bert_L1"], "dropout": 0.1}}}
+    draws, weights = [], []
+    for rank in (0, 1, 0):
+        loop = loop_of(dropout_job, tmp_path / f"rank{rank}", DistContext(rank=rank), steps=2)
+        weights.append(loop.model.state_dict())
+        draws.append(torch.rand(8))
+    assert all(torch.equal(w, weights[1][k]) for k, w in weights[0].items())
+    assert torch.equal(draws[0], draws[2]) and not torch.equal(draws[0], draws[1])
+
+
+class TouchesAFile:
+    """An object that runs code when unpickled: what a checkpoint left in a shared folder could hold."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def test_a_checkpoint_that_would_run_code_is_set_aside_unopened(job, tmp_path):
+    """#16: checkpoints were unpickled (weights_only=False). They are read as tensors and plain values only; one
+    that holds anything else is moved aside and the run starts over, its code never run."""
+    from heavytail.train.checkpoint import load_checkpoint
+
+    out, marker = tmp_path / "run", tmp_path / "code-ran"
+    out.mkdir()
+    torch.save({"format_version": 1, "step": 2, "rng": TouchesAFile(marker)}, out / "checkpoint.pt")
+    with pytest.raises(ConfigError, match="holds more than tensors and plain values"):
+        load_checkpoint(out / "checkpoint.pt")
+    result = train_in_process(job, out, steps=4, checkpoint_every=2)
+    assert not marker.exists() and (out / "stale-checkpoint.pt").is_file()
+    assert result["status"] == "ok" and result["steps_completed"] == 4

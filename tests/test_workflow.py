@@ -108,3 +108,47 @@ def test_profiles_parse_and_name_only_rules_that_exist(monkeypatch, profile, gpu
         rules |= set(re.findall(r"^(?:rule|use rule \w+ as) (\w+)", smk.read_text(), flags=re.M))
     sized = set(settings.get("set-threads", {})) | set(settings.get("set-resources", {}))
     assert sized and sized <= rules, sorted(sized - rules)
+
+
+@pytest.mark.parametrize("args, offline", [((), True), (("--config", "scale=small"), False),
+                                           (("--config", "scale=paper"), False)])
+def test_reproduce_goes_offline_at_the_tiny_scale_only(tmp_path, args, offline):
+    """#16: README command 1 forced HF_HUB_OFFLINE=1, so `reproduce.sh --config scale=small` could not download
+    its data. The script runs here on stand-ins for setup, the venv's python (the default scale) and snakemake."""
+    scripts = tmp_path / "workflow" / "scripts"
+    scripts.mkdir(parents=True)
+    (scripts / "reproduce.sh").write_text((REPO / "workflow" / "scripts" / "reproduce.sh").read_text())
+    (scripts / "setup_env.sh").write_text("true\n")
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").write_text("#!/bin/sh\necho tiny\n")
+    (bin_dir / "snakemake").write_text('#!/bin/sh\necho "offline=${HF_HUB_OFFLINE:-unset}/${HF_DATASETS_OFFLINE:-unset}"\n')
+    for stand_in in bin_dir.iterdir():
+        stand_in.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # no HF_* of the test session's own
+    result = subprocess.run(["bash", str(scripts / "reproduce.sh"), *args], capture_output=True, text=True,
+                            env=env, check=True)
+    assert ("offline=1/1" if offline else "offline=unset/unset") in result.stdout, result.stdout
+
+
+def profile_settings_with(monkeypatch, profile: str, **env) -> dict:
+    import yte
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with open(REPO / "workflow" / "profiles" / profile / "config.v8+.yaml") as handle:
+        return yte.process_yaml(handle, require_use_yte=True)
+
+
+def test_a_local_gpu_runs_one_gpu_job_at_a_time(monkeypatch):
+    """#16: local Snakemake enforces no GPU limit by itself, so `--cores all` put five tuning jobs on one GPU.
+    With a GPU, the local profile makes it a global resource of 1 that every job the cluster runs on GPUs needs."""
+    monkeypatch.delenv("HEAVYTAIL_LOCAL_TRAIN_GPUS", raising=False)
+    cluster = profile_settings_with(monkeypatch, "slurm", HEAVYTAIL_SLURM_GPUS="1")["set-resources"]
+    on_gpus = {rule for rule, resources in cluster.items() if resources.get("gpu")}
+    local = profile_settings_with(monkeypatch, "local", HEAVYTAIL_LOCAL_GPUS="1")
+    assert local["resources"]["gpu"] == 1 and on_gpus
+    assert {rule: local["set-resources"][rule]["gpu"] for rule in on_gpus} == dict.fromkeys(on_gpus, 1)
+    # without a GPU, nothing waits for one: the CPU runs as many jobs as it has cores
+    cpu_only = profile_settings_with(monkeypatch, "local", HEAVYTAIL_LOCAL_GPUS="0")
+    assert cpu_only["resources"]["gpu"] == 0 and "set-resources" not in cpu_only

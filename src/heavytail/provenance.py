@@ -94,6 +94,8 @@ def record_run(out_dir: str | os.PathLike, config: dict, name: str = "run.json")
             git_commit=git_commit(),
             packages=package_versions(),
             hardware=hardware(),
+            # where the job read and wrote Hugging Face files: the project's cache, on a compute node too
+            hf_home=os.environ.get("HF_HOME"),
             config=config,
         )
         write_json(out / name, record)

@@ -156,12 +156,14 @@ def run_phase(optimizers: dict, ratios: list[tuple[str, str]], rounds: int, warm
     return times, first, summaries, {n: state_bytes(o) for n, o in optimizers.items()}
 
 
-def run(device: str, rounds: int, eager_rounds: int, warmup: int) -> dict:
-    shapes = bert_base_shapes()
+def run(device: str, rounds: int, eager_rounds: int, warmup: int, shapes=None) -> dict:
+    """Every contender on `shapes` (default: BERT-base's parameters), timed in rounds; the result's JSON."""
+    model = "BertForPreTraining(BertConfig())" if shapes is None else f"{len(shapes)} given shapes"
+    shapes = bert_base_shapes() if shapes is None else shapes
     params = make_params(shapes, device)
     n_params = sum(p.numel() for p in params)
     workload = {
-        "model": "BertForPreTraining(BertConfig())",
+        "model": model,
         "tensors": len(params),
         "distinct_shapes": len({tuple(s) for _, s in shapes}),
         "parameters": n_params,
@@ -170,7 +172,7 @@ def run(device: str, rounds: int, eager_rounds: int, warmup: int) -> dict:
         "threads": torch.get_num_threads(),
     }
     print(
-        f"workload BERT-base: {len(params)} tensors ({workload['distinct_shapes']} shapes), "
+        f"workload {model}: {len(params)} tensors ({workload['distinct_shapes']} shapes), "
         f"{n_params / 1e6:.1f}M parameters, fp32, {device}, {torch.get_num_threads()} threads",
         flush=True,
     )

@@ -179,7 +179,7 @@ class TrainingLoop:
         if self.ctx.is_main:
             print(f"{'resuming at' if resumed else 'starting'} step {self.step}/{self.total} "
                   f"(world size {self.ctx.world_size}, accumulation {self.accumulation}, device "
-                  f"{self.ctx.device})", flush=True)
+                  f"{self.ctx.device}, {torch.get_num_threads()} threads per process)", flush=True)
         self.model.train()
         if self.step == 0:
             if 0 in self.snapshot_steps:
