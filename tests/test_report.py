@@ -343,4 +343,10 @@ def test_learning_checks_compare_against_the_trivial_predictors():
     pretraining, squad = learning_checks({"table2": table2, "table3": table3})
     assert pretraining["learned"] and "+0.950 nats" in pretraining["text"] and "(bert_L1, adam)" in pretraining["text"]
     assert squad["learned"] and "+15.4 EM" in squad["text"]
+    # the random-encoder control is no candidate for "best", and gets its own line: what pretraining adds
+    control = {"method": "adam, random encoder (control)", "model": "bert_L2", "runs": 3, "exact_match_mean": 80.0}
+    with_control = pd.concat([table3, pd.DataFrame([control])], ignore_index=True)
+    _, squad, adds = learning_checks({"table2": table2, "table3": with_control})
+    assert "+15.4 EM" in squad["text"] and "(control)" not in squad["text"]
+    assert not adds["learned"] and "71.0 (bert_L2, adam) against 80.0" in adds["text"] and "-9.0 EM" in adds["text"]
     assert learning_checks({}) == []

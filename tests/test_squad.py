@@ -192,6 +192,20 @@ def test_qa_model_from_a_pretraining_run_and_from_its_hf_export(kind, tmp_path):
         assert out.start_logits.shape == (2, 40) and torch.isfinite(out.loss)
 
 
+@pytest.mark.parametrize("kind", ["absolute", "rotary"])
+def test_the_random_encoder_control_keeps_the_architecture_and_none_of_the_weights(kind, tmp_path):
+    from heavytail.train.squad_task import load_qa_model
+
+    run, _ = write_pretraining_run(tmp_path, 60, kind)
+    for source in (run, run / "hf_model"):
+        pretrained, control = load_qa_model(str(source)), load_qa_model(str(source), pretrained=False)
+        assert type(control) is type(pretrained) and control.config.to_dict() == pretrained.config.to_dict()
+        trained, fresh = pretrained.state_dict(), control.state_dict()
+        assert trained.keys() == fresh.keys()
+        words = next(k for k in trained if k.endswith("word_embeddings.weight"))
+        assert trained[words].shape == fresh[words].shape and not torch.equal(trained[words], fresh[words])
+
+
 def test_qa_model_rejects_a_variant_run_and_an_unknown_position_kind(tmp_path):
     from heavytail.errors import ConfigError
     from heavytail.train.squad_task import load_qa_model
@@ -244,6 +258,13 @@ def test_finetune_runs_every_seed_through_the_engine(kind, tokenizer, tmp_path):
     (out / "seed0" / "predictions.json").unlink()
     assert finetune_squad.main(["--config", json.dumps({**cfg, "seeds": [0]}), "--out", str(out)]) == 0
     assert read_json(out / "seed0" / "predictions.json") == before
+    # the random-encoder control: the same job from an untrained encoder, scored as such; not the run above
+    control = tmp_path / "control"
+    control_cfg = {**cfg, "seeds": [0], "random_encoder": True}
+    assert finetune_squad.main(["--config", json.dumps(control_cfg), "--out", str(control)]) == 0
+    scores = read_json(control / "seed0" / "scores.json")
+    assert scores["random_encoder"] and not read_json(out / "seed0" / "scores.json")["random_encoder"]
+    assert read_jsonl(control / "seed0" / "metrics.jsonl")[0] != read_jsonl(out / "seed0" / "metrics.jsonl")[0]
 
 
 def test_finetune_rejects_an_unknown_optimizer_label(capsys):
@@ -276,5 +297,79 @@ def test_table3_means_stds_paper_row_and_data_label(tmp_path):
     assert (acclip.runs, acclip.diverged, acclip.f1) == (1, 1, "75.00 ± 0.00")
     assert rows[("baseline: first year", "bert_L2")].exact_match == "40.00"
     paper = frame[frame["method"].str.contains("Devlin")]
+    # the random-encoder control: the same optimizer, its own row
+    control = tmp_path / "control" / "scores.json"
+    write_json(control, {**read_json(files[0]), "exact_match": 20.0, "f1": 25.0, "random_encoder": True})
+    with_control = table3([*files, control], None, tmp_path / "table3_control.csv").set_index("method")
+    assert with_control.loc["adam", "exact_match_mean"] == 55.0
+    assert with_control.loc["adam, random encoder (control)", ["runs", "exact_match_mean"]].tolist() == [1, 20.0]
     assert paper[["exact_match_mean", "f1_mean"]].values.tolist() == [[80.8, 88.5], [84.1, 90.9]]
     assert set(paper["data"]) == {"SQuAD v1.1 dev"}
+
+
+QA_ARCH = {"num_layers": 1, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64, "dropout": 0.0}
+
+
+def dev_predictions(dev_json: str, tokenizer_dir: str, ctx) -> dict:
+    """SquadTask.predict of one fixed random QA model on `ctx`; the windows this process ran through the model."""
+    from transformers import BertForQuestionAnswering, BertTokenizerFast
+
+    from heavytail.models.bert import bert_config
+    from heavytail.train.squad_task import SquadTask
+
+    dataset = load_squad_json(dev_json)
+    features = featurize(dataset, BertTokenizerFast.from_pretrained(tokenizer_dir), FeatureSpec(40, 12, 16))
+    task = SquadTask(features, dataset, features, init_from="unused", eval_batch_size=3)
+    torch.manual_seed(0)
+    model = BertForQuestionAnswering(bert_config(QA_ARCH, 64, 40)).eval()
+    seen = []
+    model.register_forward_hook(lambda module, args, kwargs, out: seen.append(len(kwargs["input_ids"])),
+                                with_kwargs=True)
+    with torch.no_grad():
+        predictions = task.predict(model, ctx)
+    return {"predictions": predictions, "windows": sum(seen), "of": len(features)}
+
+
+def predict_as_rank(rank: int, init_file: str, dev_json: str, tokenizer_dir: str, out_dir: str) -> None:
+    import torch.distributed as dist
+
+    from heavytail.train.distributed import DistContext
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        write_json(Path(out_dir) / f"rank{rank}.json",
+                   dev_predictions(dev_json, tokenizer_dir, DistContext(rank=rank, world_size=2)))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_dev_predictions_are_sharded_across_ranks_and_gathered_in_order(tokenizer, tmp_path):
+    """#16: the final predictions ran on rank 0 alone (on the CPU) while the other ranks waited in the next
+    seed's DDP setup until NCCL's watchdog killed the job. Each rank now runs its share of the dev windows, and
+    every rank gets the predictions one process would make."""
+    import torch.multiprocessing as mp
+
+    tokenizer.save_pretrained(str(tmp_path / "tok"))
+    dev = write_squad(tmp_path / "dev.json", squad_rows(2, 7, seed=5))
+    single = dev_predictions(str(dev), str(tmp_path / "tok"), None)
+    mp.spawn(predict_as_rank, args=(str(tmp_path / "init"), str(dev), str(tmp_path / "tok"), str(tmp_path)),
+             nprocs=2)
+    ranks = [read_json(tmp_path / f"rank{rank}.json") for rank in (0, 1)]
+    windows = single["windows"]
+    assert windows == single["of"] > 4
+    assert [r["windows"] for r in ranks] == [(windows + 1) // 2, windows // 2]
+    assert all(r["predictions"] == single["predictions"] for r in ranks)
+
+
+def test_the_control_is_planned_at_tiny_scale_only_as_its_own_run_label():
+    from heavytail.config import load_config
+    from heavytail.plan import squad as plan
+
+    tiny, paper = load_config(REPO / "config.yaml"), load_config(REPO / "config.yaml", {"scale": "paper"})
+    assert plan.run_labels(tiny) == ["adam", "acclip", "acclip_normalized", "adam_random_encoder"]
+    assert plan.run_labels(paper) == list(paper["squad"]["optimizers"])  # the paper has no control
+    job = plan.squad_job(tiny, "tiny", "bert_L2", "adam_random_encoder")
+    assert (job["optimizer"], job["random_encoder"]) == ("adam", True)
+    assert job["init_from"] == plan.squad_job(tiny, "tiny", "bert_L2", "adam")["init_from"]
+    assert "random_encoder" not in plan.squad_job(tiny, "tiny", "bert_L2", "adam")
+    assert any("/adam_random_encoder/seed2/" in f for f in plan.run_files(tiny, "scores.json"))

@@ -103,6 +103,9 @@ def check_squad(squad: dict, pre: dict) -> list[str]:
         problems += _names("squad.init.optimizer", [squad["init"]["optimizer"]], pre["optimizers"],
                            "pretrain.optimizers")
     problems += _names("squad.grad_clip_norm", squad["grad_clip_norm"], squad["optimizers"], "squad.optimizers")
+    if squad["random_encoder_control"] is not None:
+        problems += _names("squad.random_encoder_control", [squad["random_encoder_control"]], squad["optimizers"],
+                           "squad.optimizers")
     problems += _required_labels("squad.optimizers", squad["optimizers"], TABLE3_OPTIMIZERS, "Table 3")
     train = squad["train"]
     problems += _divides("squad.train.micro_batch_size", train.get("micro_batch_size"), train["batch_size"],

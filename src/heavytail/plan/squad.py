@@ -1,4 +1,5 @@
-"""SQuAD fine-tuning (Table 3): one job per (model, optimizer label) trains every seed."""
+"""SQuAD fine-tuning (Table 3): one job per (model, run label) trains every seed. A run label is an optimizer
+label of squad.optimizers, or the random-encoder control's `<label>_random_encoder`."""
 
 from __future__ import annotations
 
@@ -23,9 +24,23 @@ def init_input(experiment: dict, scale: str, model: str) -> list[str]:
     return [fill(PRETRAIN_METRICS, scale=scale, model=model, optimizer=init["optimizer"], seed=init["seed"])]
 
 
+CONTROL_SUFFIX = "_random_encoder"
+
+
+def run_labels(experiment: dict) -> list[str]:
+    """Every optimizer label, then the control's (the same fine-tuning from a random encoder), if there is one."""
+    squad = experiment["squad"]
+    control = squad.get("random_encoder_control")
+    return list(squad["optimizers"]) + ([control + CONTROL_SUFFIX] if control else [])
+
+
 def squad_job(experiment: dict, scale: str, model: str, optimizer: str) -> dict:
-    return job_config(experiment, "squad", model=model, optimizer=optimizer, init_from=init_from(experiment, scale, model),
-                      tokenizer=fill(TOKENIZER, scale=scale), qa_dir=fill(QA, scale=scale))
+    """The job of run label `optimizer`: the control runs its optimizer from the pretrained architecture's random
+    init (it waits for the pretraining run all the same: its architecture and vocabulary are that run's)."""
+    control = optimizer.endswith(CONTROL_SUFFIX) and optimizer.removesuffix(CONTROL_SUFFIX)
+    extra = {"optimizer": control, "random_encoder": True} if control else {"optimizer": optimizer}
+    return job_config(experiment, "squad", model=model, init_from=init_from(experiment, scale, model),
+                      tokenizer=fill(TOKENIZER, scale=scale), qa_dir=fill(QA, scale=scale), **extra)
 
 
 def run_files(experiment: dict, name: str, scale: str | None = None, models=None, optimizers=None) -> list[str]:
@@ -33,7 +48,7 @@ def run_files(experiment: dict, name: str, scale: str | None = None, models=None
     squad = experiment["squad"]
     scale = scale or experiment["scale"]
     return [f"{fill(SQUAD_RUN, scale=scale, model=m, optimizer=o, seed=s)}/{name}"
-            for m in (models or squad["models"]) for o in (optimizers or list(squad["optimizers"]))
+            for m in (models or squad["models"]) for o in (optimizers or run_labels(experiment))
             for s in squad["seeds"]]
 
 

@@ -123,9 +123,11 @@ def learning_checks(tables: dict[str, pd.DataFrame]) -> list[dict]:
                         f"context" + ("" if margin > 0.05 else "; these models learned word frequencies only")})
     table3 = tables.get("table3", pd.DataFrame())
     if not table3.empty and "method" in table3.columns:
-        is_baseline = table3["method"].astype(str).str.startswith("baseline:")
-        ours = table3[~is_baseline & table3["runs"].notna()].dropna(subset=["exact_match_mean"])
+        method = table3["method"].astype(str)
+        is_baseline, is_control = method.str.startswith("baseline:"), method.str.endswith("(control)")
+        ours = table3[~is_baseline & ~is_control & table3["runs"].notna()].dropna(subset=["exact_match_mean"])
         baselines = table3[is_baseline].dropna(subset=["exact_match_mean"])
+        controls = table3[is_control].dropna(subset=["exact_match_mean"])
         if len(ours) and len(baselines):
             best = ours.loc[ours["exact_match_mean"].idxmax()]
             strongest = baselines.loc[baselines["exact_match_mean"].idxmax()]
@@ -136,6 +138,16 @@ def learning_checks(tables: dict[str, pd.DataFrame]) -> list[dict]:
                         f"the strongest trivial baseline, {strongest['method'].removeprefix('baseline: ')}, at "
                         f"{strongest['exact_match_mean']:.1f} EM: {margin:+.1f} EM"
                         + ("" if margin > 0 else "; the fine-tuned models do not read beyond the answer type")})
+        for _, control in controls.iterrows():  # what pretraining adds: the same fine-tuning, a random encoder
+            pretrained = ours[ours["model"] == control["model"]]
+            if len(pretrained):
+                best = pretrained.loc[pretrained["exact_match_mean"].idxmax()]
+                gain = float(best["exact_match_mean"] - control["exact_match_mean"])
+                checks.append({
+                    "stage": "SQuAD: what pretraining adds (Table 3)", "learned": gain > 0,
+                    "text": f"mean EM {best['exact_match_mean']:.1f} ({best['model']}, {best['method']}) against "
+                            f"{control['exact_match_mean']:.1f} for the same fine-tuning from a random encoder: "
+                            f"{gain:+.1f} EM" + ("" if gain > 0 else "; pretraining did not transfer")})
     return checks
 
 

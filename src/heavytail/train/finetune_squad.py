@@ -1,7 +1,8 @@
 """SQuAD v1.1 fine-tuning: `python -m heavytail.train.finetune_squad --config <json> --out <dir>`.
 
 The config is the squad section of the experiment plus `model`, `optimizer` (a key of `optimizers`), `init_from`
-(a pretraining run folder, a Hugging Face model folder or a cached model name), `tokenizer` (folder), `qa_dir`
+(a pretraining run folder, a Hugging Face model folder or a cached model name; with `random_encoder: true`, only
+its architecture: the random-encoder control), `tokenizer` (folder), `qa_dir`
 (train.json, dev.json, stats.json): one run per seed of `seeds`, written to --out/seed<N> (tokenisation and
 imports are paid once), or, with `seed`, that one run written to --out. Each run folder gets metrics.jsonl, checkpoint.pt,
 predictions.json ({id: answer}, the official format) and scores.json (EM/F1 and two trivial baselines).
@@ -24,11 +25,12 @@ from heavytail.io import content_digest, read_json, write_json
 from heavytail.provenance import record_run
 
 # the job's own keys beside the squad section; `seed` runs that one seed into --out instead of the section's `seeds`
-JOB_KEYS = ("model", "optimizer", "init_from", "tokenizer", "qa_dir", "seed")
+JOB_KEYS = ("model", "optimizer", "init_from", "tokenizer", "qa_dir", "seed", "random_encoder")
 REQUIRED = ("model", "optimizer", "init_from", "tokenizer", "qa_dir")
 # what the engine cannot see but that changes the run: a finished or checkpointed run with other values is
 # not reused (the engine compares its config)
-TASK_KEYS = ("init_from", "tokenizer", "qa_dir", "max_seq_length", "doc_stride", "max_query_length")
+TASK_KEYS = ("init_from", "random_encoder", "tokenizer", "qa_dir", "max_seq_length", "doc_stride",
+             "max_query_length")
 
 
 def check_config(cfg: dict) -> dict[int, str]:
@@ -162,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     first_of_kind = squad_v1(first_of_kind_baseline(dev_examples), references(dev_examples))
     baselines = {"first_year": first_year, "first_of_asked_type": first_of_kind}
     meta = {"data_description": description, "model": cfg["model"], "optimizer": cfg["optimizer"],
-            "init_from": cfg["init_from"], "train_windows": len(train_features),
+            "init_from": cfg["init_from"], "random_encoder": bool(cfg.get("random_encoder")),
+            "train_windows": len(train_features),
             "dev_questions": len(dev_examples), "dev_windows": len(dev_features)}
     if ctx.is_main:
         print(f"data {description}: {len(train_features)} training windows, {len(dev_examples)} dev questions "
@@ -175,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         with record as run:
             task = SquadTask(train_features, dev_examples, dev_features, cfg["init_from"], seed=seed,
                              eval_batch_size=int(cfg["eval_batch_size"]), n_best_size=int(cfg["n_best_size"]),
-                             max_answer_length=int(cfg["max_answer_length"]))
+                             max_answer_length=int(cfg["max_answer_length"]),
+                             random_encoder=bool(cfg.get("random_encoder")))
             result = run_training(task, train_config(cfg, seed, task.train_windows, inputs), run_dir, ctx)
             predictions = (final_predictions(task, run_dir, ctx, cfg["train"]["precision"])
                            if result["status"] == "ok" else {})  # every rank: a collective under torchrun

@@ -19,8 +19,10 @@ MODEL_COLUMNS = ("input_ids", "token_type_ids", "attention_mask")
 QA_CLASSES = {"bert": "BertForQuestionAnswering", "roformer": "RoFormerForQuestionAnswering"}
 
 
-def load_qa_model(init_from: str):
+def load_qa_model(init_from: str, pretrained: bool = True):
     """A question-answering model whose encoder comes from `init_from`; the span head is freshly initialised.
+    With `pretrained=False`, the encoder too (the random-encoder control): `init_from`'s architecture and
+    vocabulary, none of its weights.
 
     `init_from` is one of: a pretraining run folder (or its checkpoint.pt) of `heavytail.train.pretrain`, a
     folder in Hugging Face format (config.json + weights), or a model name in the Hugging Face cache
@@ -29,35 +31,37 @@ def load_qa_model(init_from: str):
     """
     from heavytail.models.rotary import use_sdpa_attention
 
-    return use_sdpa_attention(_load_qa_model(init_from))  # RoFormer's eager attention -> SDPA (BERT has it)
+    # RoFormer's eager attention -> SDPA (BERT has it)
+    return use_sdpa_attention(_load_qa_model(init_from, pretrained))
 
 
-def _load_qa_model(init_from: str):
+def _load_qa_model(init_from: str, pretrained: bool):
     path = Path(init_from)
     run_dir = path.parent if path.name == CHECKPOINT_NAME else path
     if (run_dir / CHECKPOINT_NAME).is_file():
-        return _from_pretraining_run(run_dir)
+        return _from_pretraining_run(run_dir, pretrained)
     if path.is_dir() and (path / "config.json").is_file():
-        return _from_hf(str(path), init_from)
+        return _from_hf(str(path), init_from, pretrained)
     if path.exists() or init_from.startswith((".", "/")) or init_from.count("/") > 1:
         raise ConfigError(f"squad init_from: {init_from} is neither a pretraining run (checkpoint.pt) nor a "
                           "Hugging Face model folder (config.json); run the pretraining stage first")
     try:
-        return _from_hf(init_from, init_from)
+        return _from_hf(init_from, init_from, pretrained)
     except OSError as exc:
         raise ConfigError(f"squad init_from: {init_from!r} is not in the Hugging Face cache under paths.hf_home "
                           f"(download it there on a machine with internet first): {exc}") from exc
 
 
-def _from_hf(source: str, init_from: str):
+def _from_hf(source: str, init_from: str, pretrained: bool):
     """The QA class of a Hugging Face model's type (bert or roformer), loaded with its encoder weights."""
     from transformers import AutoConfig
 
-    model_type = AutoConfig.from_pretrained(source).model_type
-    if model_type not in QA_CLASSES:
-        raise ConfigError(f"squad init_from: {init_from} is a {model_type!r} model; SQuAD fine-tunes "
+    config = AutoConfig.from_pretrained(source)
+    if config.model_type not in QA_CLASSES:
+        raise ConfigError(f"squad init_from: {init_from} is a {config.model_type!r} model; SQuAD fine-tunes "
                           f"{' or '.join(QA_CLASSES)} encoders")
-    return _qa_class(model_type).from_pretrained(source)
+    qa_class = _qa_class(config.model_type)
+    return qa_class.from_pretrained(source) if pretrained else qa_class(config)
 
 
 def _qa_class(model_type: str):
@@ -66,7 +70,7 @@ def _qa_class(model_type: str):
     return getattr(transformers, QA_CLASSES[model_type])
 
 
-def _from_pretraining_run(run_dir: Path):
+def _from_pretraining_run(run_dir: Path, pretrained: bool):
     """Rebuild the pretraining architecture from the run's resolved config and copy its encoder weights."""
     from heavytail.models.bert import ENCODER_PREFIX, POSITION_TABLE, encoder_config, position_embedding_of
 
@@ -86,6 +90,8 @@ def _from_pretraining_run(run_dir: Path):
     max_positions = state[POSITION_TABLE[kind]].shape[0]
     config = encoder_config({**arch, "max_position_embeddings": max_positions}, vocab, max_positions, job["model"])
     model = _qa_class(config.model_type)(config)
+    if not pretrained:
+        return model
     encoder = {k: v for k, v in state.items() if k.startswith(f"{prefix}.") and not k.startswith(f"{prefix}.pooler.")}
     missing, unexpected = model.load_state_dict(encoder, strict=False)
     if unexpected or any(not k.startswith("qa_outputs.") for k in missing):
@@ -98,8 +104,10 @@ class SquadTask:
     """Task for the engine: shuffled training windows, span cross-entropy, EM/F1 of the dev predictions."""
 
     def __init__(self, train_features, dev_examples, dev_features, init_from: str, seed: int = 0,
-                 eval_batch_size: int = 64, n_best_size: int = 20, max_answer_length: int = 30):
+                 eval_batch_size: int = 64, n_best_size: int = 20, max_answer_length: int = 30,
+                 random_encoder: bool = False):
         self.init_from, self.seed, self.eval_batch_size = init_from, seed, eval_batch_size
+        self.random_encoder = random_encoder
         self.n_best_size, self.max_answer_length = n_best_size, max_answer_length
         columns = (*MODEL_COLUMNS, "start_positions", "end_positions")
         self.train = {k: torch.as_tensor(np.asarray(train_features[k]), dtype=torch.long) for k in columns}
@@ -115,7 +123,7 @@ class SquadTask:
         return len(self.train["input_ids"])
 
     def build_model(self):
-        model = load_qa_model(self.init_from)
+        model = load_qa_model(self.init_from, pretrained=not self.random_encoder)
         if model.config.max_position_embeddings < self.train["input_ids"].shape[1]:
             raise ConfigError(f"squad.max_seq_length {self.train['input_ids'].shape[1]} exceeds the model's "
                               f"{model.config.max_position_embeddings} positions")

@@ -3,8 +3,10 @@
     python -m heavytail.report.figures.squad --scores <scores.json ...> --paper reports/paper.yaml --out table3.csv
 
 Reads the finetune_squad runs' scores.json files (never the report's aggregated tables). Rows: the original
-BERT paper's numbers (Devlin et al. 2018, SQuAD v1.1 dev, their best of 10 runs), the trivial baseline of the
-data actually used, and each (model, optimizer) of ours. The `data` column names the data each row is on.
+BERT paper's numbers (Devlin et al. 2018, SQuAD v1.1 dev, their best of 10 runs), the trivial baselines of the
+data actually used, each (model, optimizer) of ours and, where the experiment has one, the random-encoder
+control (the same fine-tuning from an untrained encoder: what pretraining adds). The `data` column names the
+data each row is on.
 """
 
 from __future__ import annotations
@@ -23,6 +25,12 @@ COLUMNS = ["method", "model", "data", "runs", "diverged", "exact_match_mean", "e
            "f1_std", "exact_match", "f1"]
 PAPER_METHOD = "adam (Devlin et al. 2018, BERT paper)"
 PAPER_DATA = "SQuAD v1.1 dev"
+CONTROL_METHOD = "{optimizer}, random encoder (control)"
+
+
+def run_method(score: dict) -> str:
+    """A run's Table 3 method: its optimizer label, or the control's."""
+    return CONTROL_METHOD.format(optimizer=score["optimizer"]) if score.get("random_encoder") else score["optimizer"]
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -63,10 +71,10 @@ def table3(score_files: list[str | os.PathLike], paper_yaml: str | os.PathLike |
             rows.append({"method": f"baseline: {name.replace('_', ' ')}", "model": model, "data": data,
                          "runs": None, "diverged": None, "exact_match_mean": baseline["exact_match"],
                          "exact_match_std": None, "f1_mean": baseline["f1"], "f1_std": None})
-        for optimizer in dict.fromkeys(s["optimizer"] for s in of_model):
-            runs = [s for s in of_model if s["optimizer"] == optimizer]
+        for method in dict.fromkeys(run_method(s) for s in of_model):
+            runs = [s for s in of_model if run_method(s) == method]
             ok = [s for s in runs if s["status"] == "ok"]
-            row = {"method": optimizer, "model": model, "data": data, "runs": len(ok),
+            row = {"method": method, "model": model, "data": data, "runs": len(ok),
                    "diverged": len(runs) - len(ok), "exact_match_mean": np.nan, "exact_match_std": np.nan,
                    "f1_mean": np.nan, "f1_std": np.nan}
             if ok:
