@@ -241,7 +241,7 @@ CONSTRAINTS = {
     "widths-and-heads": ({"pretrain": {"models": {"bert_L1": {"num_attention_heads": 5}}}},
                          "pretrain.models.bert_L1.hidden_size 64 must be divisible by num_attention_heads 5"),
     "batch-and-micro-batch": ({"pretrain": {"train": {"micro_batch_size": 5}}},
-                              "pretrain.train.micro_batch_size 5 must divide pretrain.train.batch_size 24"),
+                              "pretrain.train.micro_batch_size 5 must divide pretrain.train.batch_size 32"),
     "warmup-and-steps": ({"pretrain": {"train": {"schedule": {"warmup_steps": 5000}}}},
                          "pretrain.train.schedule.warmup_steps 5000 exceeds the 2000 training steps"),
     "squad-model": ({"squad": {"models": ["bert_L3"]}}, "squad.models names 'bert_L3'"),
