@@ -72,13 +72,14 @@ def job(tmp_path_factory) -> dict:
     return job
 
 
-def train_in_process(job: dict, out: Path, **train_overrides) -> dict:
-    data = load_mlm_data(job)
+def task_and_config(job: dict, **train_overrides) -> tuple[MLMPretrainTask, dict]:
     # the architecture as the entry point builds it: the job's position embeddings included
-    task = MLMPretrainTask(data, bert_arch(job, job["model"]), seed=job["seed"])
-    cfg = train_config(job, job["optimizers"][job["optimizer"]], job["seed"])
-    cfg.update(train_overrides)
-    return run_training(task, cfg, out)
+    task = MLMPretrainTask(load_mlm_data(job), bert_arch(job, job["model"]), seed=job["seed"])
+    return task, {**train_config(job, job["optimizers"][job["optimizer"]], job["seed"]), **train_overrides}
+
+
+def train_in_process(job: dict, out: Path, **train_overrides) -> dict:
+    return run_training(*task_and_config(job, **train_overrides), out)
 
 
 def comparable_rows(path: Path) -> list[dict]:
@@ -246,9 +247,8 @@ def loop_of(job: dict, out: Path, ctx, **train_overrides):
     from heavytail.train.loop import TrainingLoop
     from heavytail.train.signals import StopRequest
 
-    task = MLMPretrainTask(load_mlm_data(job), bert_arch(job, job["model"]), seed=job["seed"])
-    cfg = check_train_config({**train_config(job, job["optimizers"][job["optimizer"]], job["seed"]),
-                              **train_overrides})
+    task, cfg = task_and_config(job, **train_overrides)
+    check_train_config(cfg)
     seed_everything(int(cfg["seed"]))
     with StopRequest() as stop:
         return TrainingLoop(task, cfg, out, ctx, stop)

@@ -94,15 +94,19 @@ def test_console_script_lists_and_dispatches():
     assert helped.returncode == 0 and "--config" in helped.stdout
 
 
+def profile_settings_with(monkeypatch, profile: str, **env) -> dict:
+    import yte
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with open(REPO / "workflow" / "profiles" / profile / "config.v8+.yaml") as handle:
+        return yte.process_yaml(handle, require_use_yte=True)
+
+
 @pytest.mark.parametrize("profile, gpus", [("local", "0"), ("local", "2"), ("slurm", "8"), ("slurm", "1")])
 def test_profiles_parse_and_name_only_rules_that_exist(monkeypatch, profile, gpus):
     """Every profile, with its GPU knob set either way, is valid YTE/YAML, and each rule it sizes is a rule."""
-    import yte
-
-    monkeypatch.setenv("HEAVYTAIL_LOCAL_GPUS", gpus)
-    monkeypatch.setenv("HEAVYTAIL_SLURM_GPUS", gpus)
-    with open(REPO / "workflow" / "profiles" / profile / "config.v8+.yaml") as handle:
-        settings = yte.process_yaml(handle, require_use_yte=True)
+    settings = profile_settings_with(monkeypatch, profile, HEAVYTAIL_LOCAL_GPUS=gpus, HEAVYTAIL_SLURM_GPUS=gpus)
     rules = set()
     for smk in (REPO / "workflow" / "rules").glob("*.smk"):
         rules |= set(re.findall(r"^(?:rule|use rule \w+ as) (\w+)", smk.read_text(), flags=re.M))
@@ -129,15 +133,6 @@ def test_reproduce_goes_offline_at_the_tiny_scale_only(tmp_path, args, offline):
     result = subprocess.run(["bash", str(scripts / "reproduce.sh"), *args], capture_output=True, text=True,
                             env=env, check=True)
     assert ("offline=1/1" if offline else "offline=unset/unset") in result.stdout, result.stdout
-
-
-def profile_settings_with(monkeypatch, profile: str, **env) -> dict:
-    import yte
-
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    with open(REPO / "workflow" / "profiles" / profile / "config.v8+.yaml") as handle:
-        return yte.process_yaml(handle, require_use_yte=True)
 
 
 def test_a_local_gpu_runs_one_gpu_job_at_a_time(monkeypatch):

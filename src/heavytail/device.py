@@ -4,7 +4,7 @@ A job that the profile gave GPUs (`--gpus N` on the command line, from the rule'
 them: when torch sees no GPU (a driver older than the torch build needs, a node without GPUs, a broken
 CUDA_VISIBLE_DEVICES) it stops with one line instead of quietly training on the CPU for days.
 The pinned torch 2.14.1 wheels (`+cu130`) are built for CUDA 13.0: they need an NVIDIA driver >= 580 and a GPU
-of compute capability >= 7.5 (sm_75 to sm_120, Turing and newer; see `supported_gpus`).
+of compute capability >= 7.5 (sm_75 to sm_120, Turing and newer; see `unsupported_gpu`).
 """
 
 from __future__ import annotations
@@ -64,11 +64,6 @@ def unsupported_gpu(name: str, capability: tuple[int, int], arch_list: list[str]
             return None
     return (f"GPU {name} (compute capability {major}.{minor}) has no kernels in torch {torch.__version__}, "
             f"built for {' '.join(arch_list)}: run on newer GPUs (e.g. HEAVYTAIL_SLURM_CONSTRAINT, see README)")
-
-
-def supported_gpus() -> str:
-    """The GPU architectures this torch build has kernels for, e.g. `sm_75 sm_80 sm_86 sm_90`."""
-    return " ".join(torch.cuda.get_arch_list()) if torch.cuda.is_available() else "none (no CUDA device visible)"
 
 
 def mixed_precision(device: torch.device, precision: str) -> str:
