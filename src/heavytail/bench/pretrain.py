@@ -125,7 +125,7 @@ def engine_costs(arch: dict, vocab: int, seq: int, batch_size: int, rounds: int 
     timed alone on the gradients of one step and compared with the whole step (forward, backward, AdamW).
     """
     from heavytail.optim import build_optimizer
-    from heavytail.train.engine import param_groups
+    from heavytail.train.optimization import param_groups
 
     ours, _, batch = _ours_and_stock(arch, vocab, seq, batch_size)
 
