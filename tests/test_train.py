@@ -311,3 +311,16 @@ def test_a_checkpoint_that_would_run_code_is_set_aside_unopened(job, tmp_path):
     result = train_in_process(job, out, steps=4, checkpoint_every=2)
     assert not marker.exists() and (out / "stale-checkpoint.pt").is_file()
     assert result["status"] == "ok" and result["steps_completed"] == 4
+
+
+def test_a_grid_point_drops_its_checkpoint_once_finished_and_a_rerun_is_still_a_no_op(job, tmp_path):
+    """Tuning and sweep points run with keep_checkpoint=False: only their metrics are read, and a grid of
+    finished points must not keep every point's weights and optimizer state on disk."""
+    kept = train_in_process(job, tmp_path / "kept", steps=8, checkpoint_every=4)
+    point = tmp_path / "point"
+    finished = run_training(*task_and_config(job, steps=8, checkpoint_every=4), point, keep_checkpoint=False)
+    assert (tmp_path / "kept" / "checkpoint.pt").is_file() and not (point / "checkpoint.pt").exists()
+    assert finished["final_validation"] == kept["final_validation"]
+    assert comparable_rows(point / "metrics.jsonl") == comparable_rows(tmp_path / "kept" / "metrics.jsonl")
+    # rerunning the finished point returns its result without a checkpoint to resume from
+    assert run_training(*task_and_config(job, steps=8, checkpoint_every=4), point, keep_checkpoint=False) == finished

@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             task = SubsetMLMTask(data, sweep_arch(cfg), subset, seed, int(cfg["eval_batch_size"]), cfg["base_model"])
             if ctx.is_main:
                 print(f"sweep {cfg['optimizer']} batch {cfg['batch_size']} lr {lr:g} seed {seed}", flush=True)
-            result = run_training(task, sweep_train_config(cfg, lr, seed, ctx.world_size), folder, ctx)
+            result = run_training(task, sweep_train_config(cfg, lr, seed, ctx.world_size), folder, ctx,
+                                  keep_checkpoint=False)
             final = result["final_validation"] or {}
             return {"status": result["status"], "loss": final.get("loss", float("nan")) if result["status"] == "ok"
                     else float("nan"), "accuracy": final.get("mlm_accuracy")}

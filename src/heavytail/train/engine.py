@@ -5,7 +5,8 @@ An experiment is a `Task`; `run_training(task, cfg, out_dir)` does the rest:
 - clips the global gradient norm only when `cfg["grad_clip_norm"]` is set (the recipe's own clipping);
 - prints `step 120/400 loss 6.812 lr 1.0e-04 gnorm 1.23 2.3 it/s` every `log_every` steps;
 - writes `metrics.jsonl` (train rows every `log_every`, validation rows every `eval_every`, one final status row);
-- writes an atomic `checkpoint.pt` every `checkpoint_every` steps and at the end; rerunning resumes from it;
+- writes an atomic `checkpoint.pt` every `checkpoint_every` steps and at the end; rerunning resumes from it
+  (`keep_checkpoint=False`, for grid points: deleted once the run has finished);
 - SIGTERM/SIGUSR1: checkpoint, then exit with EXIT_REQUEUE (75) so a scheduler can requeue the job;
 - a NaN/inf loss or gradient ends the run as diverged (status row with `diverged_at_step`; the caller exits 0);
 - runs under `torchrun --nproc_per_node N` with DDP: same global batch, each rank takes its share of the rows;
@@ -75,8 +76,13 @@ def check_train_config(train_config: dict) -> dict:
     return train_config
 
 
-def run_training(task: Task, train_config: dict, out_dir: str | Path, dist_ctx: DistContext | None = None) -> dict:
-    """Train `task` per `train_config` into `out_dir`; returns the result (status ok|diverged, final metrics)."""
+def run_training(task: Task, train_config: dict, out_dir: str | Path, dist_ctx: DistContext | None = None,
+                 keep_checkpoint: bool = True) -> dict:
+    """Train `task` per `train_config` into `out_dir`; returns the result (status ok|diverged, final metrics).
+
+    `keep_checkpoint=False` deletes the final checkpoint once `result.json` is written: a tuning or sweep point
+    is read only through its metrics, and its finished result makes a rerun a no-op, while its weights and
+    optimizer state (a BERT-large Adam point: ~4 GB) would pile up over a grid. A killed run still resumes."""
     from heavytail.train.loop import TrainingLoop
 
     cfg = check_train_config(train_config)
@@ -96,6 +102,8 @@ def run_training(task: Task, train_config: dict, out_dir: str | Path, dist_ctx: 
     result["train_config"] = comparable(cfg)
     if ctx.is_main:
         write_json(finished, result)
+        if not keep_checkpoint:
+            (out / CHECKPOINT_NAME).unlink(missing_ok=True)
     return result
 
 

@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             task = LinearSoftmaxTask(data, feature_dim(cfg), seed, int(linear["groups"]), int(cfg["eval_batch_size"]))
             if ctx.is_main:
                 print(f"linear softmax {cfg['optimizer']} lr {lr:g} seed {seed}", flush=True)
-            result = run_training(task, linear_train_config(cfg, lr, seed), folder, ctx)
+            result = run_training(task, linear_train_config(cfg, lr, seed), folder, ctx, keep_checkpoint=False)
             final = result["final_validation"] or {}
             return {"status": result["status"], "loss": final.get("mlm_loss", float("nan"))
                     if result["status"] == "ok" else float("nan"), "accuracy": final.get("mlm_accuracy")}

@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                                    long_phase=long_phase_of(cfg, steps))
             train_cfg = train_config({**cfg, "model": model}, setting, seed, steps=steps)
             with record_run(point_dir, {**train_cfg, "model": model, "optimizer_label": label}) as point_run:
-                result = run_training(task, train_cfg, point_dir, ctx)
+                result = run_training(task, train_cfg, point_dir, ctx, keep_checkpoint=False)
                 point_run.update(status=result["status"], diverged_at_step=result["diverged_at_step"])
             final = result["final_validation"] or {}
             loss = final.get("mlm_loss", math.inf) if result["status"] == "ok" else math.inf

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         point_dir = out / f"lr{point['lr']:g}"
         if ctx.is_main:
             print(f"tune {cfg['model']} {label} lr {point['lr']:g} for {train_cfg['steps']} steps", flush=True)
-        result = run_training(build_task(cfg, train_cfg), train_cfg, point_dir, ctx)
+        result = run_training(build_task(cfg, train_cfg), train_cfg, point_dir, ctx, keep_checkpoint=False)
         final = result["final_validation"] or {}
         error = 1.0 - final["top1"] if result["status"] == "ok" and "top1" in final else math.inf
         return {"status": result["status"], "score": error, "validation_top1": final.get("top1"),
