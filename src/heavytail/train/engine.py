@@ -82,7 +82,8 @@ def run_training(task: Task, train_config: dict, out_dir: str | Path, dist_ctx: 
 
     `keep_checkpoint=False` deletes the final checkpoint once `result.json` is written: a tuning or sweep point
     is read only through its metrics, and its finished result makes a rerun a no-op, while its weights and
-    optimizer state (a BERT-large Adam point: ~4 GB) would pile up over a grid. A killed run still resumes."""
+    optimizer state (paper scale's 6-layer BERT with Adam: ~0.8 GB a point) would pile up over a grid. A killed
+    run still resumes: its checkpoint goes only once the run has finished."""
     from heavytail.train.loop import TrainingLoop
 
     cfg = check_train_config(train_config)
