@@ -1,8 +1,6 @@
 """The cluster path: the slurm profile on a real single-node SLURM, cancel-and-resume, and the paper-scale dry run.
-
 The real-SLURM tests start munged + slurmctld + slurmd (tests/slurm/single_node.py) once for this module and stop
-them by PID at the end. They skip only where that cannot happen: not root, or no slurm-wlm and no apt-get.
-"""
+them by PID at the end. They skip only where that cannot happen: not root, or no slurm-wlm and no apt-get."""
 
 from __future__ import annotations
 
@@ -152,10 +150,11 @@ def test_paper_dry_run_through_the_profile_by_name(tmp_path):
         if "gpu" in res:
             gpus = int(res["gpu"])
             assert res.get("nodes") == "1", f"{job['rule']}: {gpus} GPUs must sit on one node for torchrun"
-            # torchrun (its own options after the process count) or python; a retried rule's shell first checks
-            # its attempt with train.retry, which is not the job's own command
+            # torchrun (its own options after the process count) or python, after train.retry's check of the
+            # attempt: a GPU job is resubmitted after a kill, a time-out or a requeue, not after its own failure
             launcher = rf"torchrun --standalone --nproc_per_node {gpus}( --\S+ \S+)*" if gpus > 1 else "python"
             assert re.search(rf"(?<![\w-]){launcher} -m heavytail\.(?!train\.retry)", job["shell"]), job
+            assert "heavytail.train.retry check" in job["shell"], f"{job['rule']} is retried on any failure"
             # GPU jobs only land on the GPUs the site names (the torch build has kernels for sm_75 and newer)
             assert res.get("constraint") == "a100|h100", job
             if gpus > 1:

@@ -59,12 +59,17 @@ rule measure_noise_batch_sizes:
         f"benchmarks/{SCALE}/explanations/measure_noise_batch_sizes.tsv"
     conda:
         "../../envs/train.yaml"
+    resources:
+        attempt=attempt_number,
     params:
         cfg=job_param(plan_explanations.noise_job),
         gpus=gpu_count,
     shell:
-        "python -m heavytail.train.sweep_noise --config {params.cfg} --threads {threads} --gpus {params.gpus}"
-        f" --out results/{SCALE}/explanations/batch_size_sweep/noise > {{log}} 2>&1"
+        retried(
+            "python -m heavytail.train.sweep_noise --config {params.cfg} --threads {threads} --gpus {params.gpus}"
+            f" --out results/{SCALE}/explanations/batch_size_sweep/noise",
+            f"logs/{SCALE}/explanations/measure_noise_batch_sizes.attempts.jsonl",
+        )
 
 
 rule train_linear_softmax:

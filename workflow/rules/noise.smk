@@ -19,13 +19,20 @@ rule measure_noise_bert:
         f"benchmarks/{SCALE}/noise/measure_noise_bert.tsv"
     conda:
         "../../envs/train.yaml"
+    resources:
+        attempt=attempt_number,
     params:
         cfg=quoted(plan_noise.measure_job(EXPERIMENT, "bert")),
         out_dir=noise_output_root,
         gpus=gpu_count,
+        attempts=f"logs/{SCALE}/noise/measure_noise_bert.attempts.jsonl",
+    # a GPU job: retried only after a kill or time-out, which starts the measurement over
     shell:
-        "python -m heavytail.noise.measure --config {params.cfg} --out {params.out_dir} --threads {threads}"
-        " --gpus {params.gpus} > {log} 2>&1"
+        retried(
+            "python -m heavytail.noise.measure --config {params.cfg} --out {params.out_dir} --threads {threads}"
+            " --gpus {params.gpus}",
+            "{params.attempts}",
+        )
 
 
 use rule measure_noise_bert as measure_noise_bert_variants with:
@@ -42,6 +49,7 @@ use rule measure_noise_bert as measure_noise_bert_variants with:
         cfg=quoted(plan_noise.measure_job(EXPERIMENT, "bert_variants")),
         out_dir=noise_output_root,
         gpus=gpu_count,
+        attempts=f"logs/{SCALE}/noise/measure_noise_bert_variants.attempts.jsonl",
 
 
 use rule measure_noise_bert as measure_noise_image with:
@@ -58,6 +66,7 @@ use rule measure_noise_bert as measure_noise_image with:
         cfg=quoted(plan_noise.measure_job(EXPERIMENT, "image")),
         out_dir=noise_output_root,
         gpus=gpu_count,
+        attempts=f"logs/{SCALE}/noise/measure_noise_image.attempts.jsonl",
 
 
 use rule measure_noise_bert as measure_noise_alexnet with:
@@ -74,6 +83,7 @@ use rule measure_noise_bert as measure_noise_alexnet with:
         cfg=quoted(plan_noise.measure_job(EXPERIMENT, "alexnet")),
         out_dir=noise_output_root,
         gpus=gpu_count,
+        attempts=f"logs/{SCALE}/noise/measure_noise_alexnet.attempts.jsonl",
 
 
 rule tabulate_noise:

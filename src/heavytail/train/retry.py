@@ -3,7 +3,8 @@
 A scheduler's retries (the SLURM profile's `retries: 5`) resubmit every failed job. A training job that
 checkpointed on SIGTERM (exit 75, the time limit's warning) or that was killed (preemption, the time limit, the
 OOM killer) continues from its checkpoint when resubmitted; one that failed on its own (bad input, a bug: any
-other exit code) fails the same way on every 8-GPU allocation it is given. A training rule's shell runs
+other exit code) fails the same way on every 8-GPU allocation it is given. A noise measurement (1 GPU, no
+checkpoint) is guarded alike: a kill or time-out starts it over, its own failure is not retried. A rule's shell runs
 
     python -m heavytail.train.retry check --attempt N --record FILE && \
         HEAVYTAIL_REQUEUE_MARKER=FILE.requeue <training command> || code=$?
