@@ -68,7 +68,7 @@ rule measure_noise_batch_sizes:
         retried(
             "python -m heavytail.train.sweep_noise --config {params.cfg} --threads {threads} --gpus {params.gpus}"
             f" --out results/{SCALE}/explanations/batch_size_sweep/noise",
-            f"logs/{SCALE}/explanations/measure_noise_batch_sizes.attempts.jsonl",
+            "{log}.attempts.jsonl",
         )
 
 

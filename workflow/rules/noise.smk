@@ -25,13 +25,12 @@ rule measure_noise_bert:
         cfg=quoted(plan_noise.measure_job(EXPERIMENT, "bert")),
         out_dir=noise_output_root,
         gpus=gpu_count,
-        attempts=f"logs/{SCALE}/noise/measure_noise_bert.attempts.jsonl",
     # a GPU job: retried only after a kill or time-out, which starts the measurement over
     shell:
         retried(
             "python -m heavytail.noise.measure --config {params.cfg} --out {params.out_dir} --threads {threads}"
             " --gpus {params.gpus}",
-            "{params.attempts}",
+            "{log}.attempts.jsonl",
         )
 
 
@@ -49,7 +48,6 @@ use rule measure_noise_bert as measure_noise_bert_variants with:
         cfg=quoted(plan_noise.measure_job(EXPERIMENT, "bert_variants")),
         out_dir=noise_output_root,
         gpus=gpu_count,
-        attempts=f"logs/{SCALE}/noise/measure_noise_bert_variants.attempts.jsonl",
 
 
 use rule measure_noise_bert as measure_noise_image with:
@@ -66,7 +64,6 @@ use rule measure_noise_bert as measure_noise_image with:
         cfg=quoted(plan_noise.measure_job(EXPERIMENT, "image")),
         out_dir=noise_output_root,
         gpus=gpu_count,
-        attempts=f"logs/{SCALE}/noise/measure_noise_image.attempts.jsonl",
 
 
 use rule measure_noise_bert as measure_noise_alexnet with:
@@ -83,7 +80,6 @@ use rule measure_noise_bert as measure_noise_alexnet with:
         cfg=quoted(plan_noise.measure_job(EXPERIMENT, "alexnet")),
         out_dir=noise_output_root,
         gpus=gpu_count,
-        attempts=f"logs/{SCALE}/noise/measure_noise_alexnet.attempts.jsonl",
 
 
 rule tabulate_noise:
